@@ -1,0 +1,35 @@
+"""Liveness and readiness."""
+
+from fastapi import APIRouter, Request, Response, status
+from sqlalchemy import text
+
+from api.deps import SessionDep, StreamDep
+from api.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The process answers."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health)
+def readyz(request: Request, response: Response, session: SessionDep, stream: StreamDep) -> Health:
+    """Postgres and Redis are reachable."""
+    checks: dict[str, str] = {}
+    try:
+        session.execute(text("SELECT 1"))
+        checks["postgres"] = "ok"
+    except Exception as error:
+        checks["postgres"] = f"unreachable: {type(error).__name__}"
+    try:
+        stream.client.ping()
+        checks["redis"] = "ok"
+    except Exception as error:
+        checks["redis"] = f"unreachable: {type(error).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    if not ready:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return Health(status="ready" if ready else "not ready", checks=checks)

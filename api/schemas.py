@@ -1,0 +1,108 @@
+"""Response bodies."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from core.models import Job, Run
+from core.records import EpochRecord
+
+
+class RunOut(BaseModel):
+    id: uuid.UUID
+    index: int
+    label: str
+    optimizer: dict[str, Any]
+    batch_size: int
+    epochs: int
+    seed: int
+    status: str
+    attempt: int
+    error: str | None
+    diverged_epoch: int | None
+    initial_weights_sha256: str | None
+    summary: dict[str, Any] | None
+    environment: dict[str, Any] | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, run: Run) -> "RunOut":
+        return cls.model_validate(run, from_attributes=True)
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    status: str
+    created_at: datetime
+    finished_at: datetime | None
+    cancel_requested: bool
+    epoch_budgets: list[int]
+    spec: dict[str, Any]
+    runs: list[RunOut]
+
+    @classmethod
+    def of(cls, job: Job) -> "JobOut":
+        return cls(
+            id=job.id,
+            name=job.name,
+            status=job.status.value,
+            created_at=job.created_at,
+            finished_at=job.finished_at,
+            cancel_requested=job.cancel_requested_at is not None,
+            epoch_budgets=job.spec["epochs"],
+            spec=job.spec,
+            runs=[RunOut.of(run) for run in job.runs],
+        )
+
+
+class JobSummary(BaseModel):
+    id: uuid.UUID
+    name: str
+    status: str
+    created_at: datetime
+    finished_at: datetime | None
+    runs: int
+    runs_by_status: dict[str, int]
+
+    @classmethod
+    def of(cls, job: Job) -> "JobSummary":
+        counts: dict[str, int] = {}
+        for run in job.runs:
+            counts[run.status.value] = counts.get(run.status.value, 0) + 1
+        return cls(
+            id=job.id,
+            name=job.name,
+            status=job.status.value,
+            created_at=job.created_at,
+            finished_at=job.finished_at,
+            runs=len(job.runs),
+            runs_by_status=counts,
+        )
+
+
+class JobPage(BaseModel):
+    items: list[JobSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class MetricItem(EpochRecord):
+    cursor: str
+
+
+class MetricsPage(BaseModel):
+    job_id: uuid.UUID
+    status: str
+    items: list[MetricItem]
+    next_cursor: str
+    done: bool
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = {}

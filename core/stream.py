@@ -1,0 +1,85 @@
+"""The live side of the metrics: one bounded Redis stream per job, and the cancel flag.
+
+A stream entry's id is `<seq>-0`, seq being the record's number in Postgres, so the same
+cursor addresses both stores. Entries are added after the Postgres commit; a reader only
+trusts a run of entries that continues its cursor without a gap, and reads Postgres otherwise.
+"""
+
+import uuid
+from typing import Any
+
+import redis
+
+from core.records import EpochRecord, SequencedRecord
+
+
+def metrics_key(job_id: uuid.UUID) -> str:
+    return f"jobs:{job_id}:metrics"
+
+
+def cancel_key(job_id: uuid.UUID) -> str:
+    return f"jobs:{job_id}:cancel"
+
+
+def encode(record: EpochRecord) -> dict[str, str]:
+    return {"r": record.model_dump_json()}
+
+
+def decode(fields: dict[Any, Any]) -> EpochRecord:
+    raw = fields.get(b"r", fields.get("r"))
+    return EpochRecord.model_validate_json(raw)
+
+
+def _seq_of(entry_id: Any) -> int:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    return int(text.split("-", 1)[0])
+
+
+class MetricsStream:
+    """Appends and reads the per-job stream; every call is one Redis round trip."""
+
+    def __init__(self, client: "redis.Redis[bytes]", *, maxlen: int, ttl_seconds: int) -> None:
+        self.client = client
+        self.maxlen = maxlen
+        self.ttl_seconds = ttl_seconds
+
+    def append(self, job_id: uuid.UUID, seq: int, record: EpochRecord, *, live_ttl: int) -> bool:
+        """Add the record under its sequence number; False if the stream is already past it."""
+        key = metrics_key(job_id)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xadd(key, encode(record), id=f"{seq}-0", maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+            pipe.expire(key, live_ttl)
+            pipe.execute()
+        except redis.ResponseError:
+            # Another run of the job added a later number first; readers will see the gap and
+            # read this record from Postgres.
+            return False
+        return True
+
+    def read_after(self, job_id: uuid.UUID, *, cursor: int, limit: int) -> list[SequencedRecord]:
+        """The entries that continue `cursor` without a gap (possibly none)."""
+        entries = self.client.xrange(metrics_key(job_id), min=f"({cursor}-0", count=limit)
+        records: list[SequencedRecord] = []
+        expected = cursor + 1
+        for entry_id, fields in entries:
+            seq = _seq_of(entry_id)
+            if seq != expected:
+                break
+            records.append(SequencedRecord(seq=seq, record=decode(fields)))
+            expected += 1
+        return records
+
+    def expire_after_job(self, job_id: uuid.UUID) -> None:
+        self.client.expire(metrics_key(job_id), self.ttl_seconds)
+        self.client.expire(cancel_key(job_id), self.ttl_seconds)
+
+    def request_cancel(self, job_id: uuid.UUID, *, ttl_seconds: int) -> None:
+        self.client.set(cancel_key(job_id), b"1", ex=ttl_seconds)
+
+    def cancel_requested(self, job_id: uuid.UUID) -> bool:
+        return bool(self.client.exists(cancel_key(job_id)))
+
+
+def make_redis(url: str) -> "redis.Redis[bytes]":
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)

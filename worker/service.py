@@ -1,0 +1,158 @@
+"""What a train_run task does: claim the run, train it, record every epoch and the outcome."""
+
+import logging
+import socket
+import traceback
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import transaction
+from core.models import FINISHED_JOB, RunStatus
+from core.records import EpochRecord
+from core.repositories import EpochRepository, JobRepository, RunRepository
+from core.settings import Settings
+from core.spec import JobSpec
+from core.stream import MetricsStream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    stream: MetricsStream
+    name: str = socket.gethostname()
+
+
+def execute_run(run_id: uuid.UUID, ctx: WorkerContext) -> str:
+    """Train one queued run; its outcome is stored on the run, never only logged."""
+    with transaction(ctx.sessions) as session:
+        run = RunRepository(session).claim(run_id, worker=ctx.name)
+        if run is None:
+            log.info("run %s is not queued (cancelled or taken); skipping", run_id)
+            return "skipped"
+        job_id = run.job_id
+        jobs = JobRepository(session)
+        job = jobs.get(job_id)
+        assert job is not None
+        if job.cancel_requested_at is not None:
+            RunRepository(session).finish(
+                run_id, status=RunStatus.CANCELLED, error="cancelled before it started"
+            )
+        jobs.settle(job_id)
+        if job.cancel_requested_at is not None:
+            return "cancelled"
+        spec = JobSpec.model_validate(job.spec)
+        plan_args: dict[str, Any] = {
+            "optimizer": run.optimizer,
+            "batch_size": run.batch_size,
+            "epochs": run.epochs,
+            "seed": run.seed,
+        }
+    try:
+        status = _train(run_id, job_id, spec, plan_args, ctx)
+    finally:
+        _settle(job_id, ctx)
+    return status
+
+
+def _train(
+    run_id: uuid.UUID, job_id: uuid.UUID, spec: JobSpec, plan_args: dict[str, Any], ctx: WorkerContext
+) -> str:
+    # Keras and TensorFlow load here, in the worker's child process, never before the fork.
+    from worker.backend import configure
+    from worker.training.datasets import DatasetUnavailable
+
+    configure(ctx.settings)
+    from worker.training.run import TrainingHooks, TrainingPlan, train
+
+    plan = TrainingPlan(
+        run_id=run_id,
+        dataset=spec.dataset,
+        model=spec.model,
+        evaluate_initial=spec.evaluate_initial,
+        **plan_args,
+    )
+    hooks = TrainingHooks(
+        on_start=lambda sha, env: _record_start(run_id, sha, env, ctx),
+        on_record=lambda record: store_record(job_id, record, ctx),
+        cancel_requested=lambda: cancel_requested(job_id, ctx),
+        poll_seconds=ctx.settings.cancel_poll_seconds,
+    )
+    try:
+        outcome = train(plan, cache_dir=ctx.settings.dataset_cache_dir, hooks=hooks)
+    except DatasetUnavailable as error:
+        return _fail(run_id, str(error), ctx)
+    except Exception as error:
+        log.error("run %s failed:\n%s", run_id, traceback.format_exc())
+        return _fail(run_id, f"{type(error).__name__}: {error}", ctx)
+    status = RunStatus(outcome.status)
+    error = None
+    if status is RunStatus.DIVERGED:
+        error = f"loss became NaN or infinite in epoch {outcome.diverged_epoch}"
+    elif status is RunStatus.CANCELLED:
+        error = f"cancelled while running, after epoch {outcome.epochs_completed}"
+    with transaction(ctx.sessions) as session:
+        RunRepository(session).finish(
+            run_id,
+            status=status,
+            summary=outcome.summary(),
+            error=error,
+            diverged_epoch=outcome.diverged_epoch,
+        )
+    return status.value
+
+
+def _record_start(run_id: uuid.UUID, sha: str, env: dict[str, Any], ctx: WorkerContext) -> None:
+    with transaction(ctx.sessions) as session:
+        RunRepository(session).record_start(run_id, initial_weights_sha256=sha, environment=env)
+
+
+def _fail(run_id: uuid.UUID, reason: str, ctx: WorkerContext) -> str:
+    with transaction(ctx.sessions) as session:
+        RunRepository(session).finish(run_id, status=RunStatus.FAILED, error=reason)
+    return RunStatus.FAILED.value
+
+
+def store_record(job_id: uuid.UUID, record: EpochRecord, ctx: WorkerContext) -> int | None:
+    """Postgres first (the record), then the live stream; a retried epoch is stored once."""
+    with transaction(ctx.sessions) as session:
+        seq = EpochRepository(session).add(job_id=job_id, record=record)
+    if seq is not None:
+        try:
+            ctx.stream.append(
+                job_id,
+                seq,
+                record,
+                live_ttl=ctx.settings.max_run_seconds + ctx.settings.stream_ttl_seconds,
+            )
+        except redis.RedisError as error:
+            # Readers fall back to Postgres when the stream has a gap.
+            log.warning("epoch record %s of job %s not streamed: %s", seq, job_id, error)
+    return seq
+
+
+def cancel_requested(job_id: uuid.UUID, ctx: WorkerContext) -> bool:
+    """The Redis flag, or the job row when Redis cannot be asked."""
+    try:
+        return ctx.stream.cancel_requested(job_id)
+    except redis.RedisError:
+        with transaction(ctx.sessions) as session:
+            job = JobRepository(session).get(job_id)
+            return job is None or job.cancel_requested_at is not None
+
+
+def _settle(job_id: uuid.UUID, ctx: WorkerContext) -> None:
+    with transaction(ctx.sessions) as session:
+        job = JobRepository(session).settle(job_id)
+        finished = job is not None and job.status in FINISHED_JOB
+    if finished:
+        try:
+            ctx.stream.expire_after_job(job_id)
+        except redis.RedisError as error:
+            log.warning("could not set the expiry of job %s's stream: %s", job_id, error)

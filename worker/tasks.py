@@ -1,0 +1,36 @@
+"""Celery tasks: thin; they load ids, call the service and let it record the outcome."""
+
+import logging
+import uuid
+from functools import cache
+
+from core.db import make_engine, make_session_factory
+from core.settings import get_settings
+from core.stream import MetricsStream, make_redis
+from worker.celery_app import app
+from worker.service import WorkerContext, execute_run
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def _context() -> WorkerContext:
+    # Built on first use, in the child process, so no connection crosses the fork.
+    settings = get_settings()
+    return WorkerContext(
+        settings=settings,
+        sessions=make_session_factory(make_engine(settings.database_url)),
+        stream=MetricsStream(
+            make_redis(settings.redis_url),
+            maxlen=settings.stream_maxlen,
+            ttl_seconds=settings.stream_ttl_seconds,
+        ),
+    )
+
+
+@app.task(name="train_run")  # type: ignore[untyped-decorator]
+def train_run(run_id: str) -> str:
+    """Train the run with this id."""
+    outcome = execute_run(uuid.UUID(run_id), _context())
+    log.info("run %s: %s", run_id, outcome)
+    return outcome

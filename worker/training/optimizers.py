@@ -1,0 +1,27 @@
+"""Keras optimizers and learning-rate schedules from resolved configurations."""
+
+from typing import Any
+
+import keras
+
+from core.optimizers import OPTIMIZER_CLASSES, SCHEDULE_CLASSES
+
+
+def build_schedule(config: dict[str, Any]) -> keras.optimizers.schedules.LearningRateSchedule:
+    arguments = dict(config)
+    kind = arguments.pop("schedule")
+    return getattr(keras.optimizers.schedules, SCHEDULE_CLASSES[kind])(**arguments)
+
+
+def build_optimizer(config: dict[str, Any]) -> keras.optimizers.Optimizer:
+    """The optimizer a resolved configuration (core.spec.resolve_optimizer) describes."""
+    arguments = dict(config)
+    name = arguments.pop("name")
+    if isinstance(arguments.get("learning_rate"), dict):
+        arguments["learning_rate"] = build_schedule(arguments["learning_rate"])
+    return getattr(keras.optimizers, OPTIMIZER_CLASSES[name])(**arguments)
+
+
+def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
+    """The learning rate in force now (a schedule evaluated at the current step)."""
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))

@@ -1,0 +1,173 @@
+"""Training one run: plain function in, plain data out; reporting goes through hooks."""
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import keras
+import numpy as np
+
+from core.records import EpochRecord
+from core.spec import CnnSpec, LayersSpec, MlpSpec, NamedDatasetSpec, SyntheticDatasetSpec
+from worker.backend import describe_environment
+from worker.training.callbacks import EpochReporter, StopGuard, StopState
+from worker.training.datasets import Dataset, load_dataset
+from worker.training.models import build_model, weights_sha256
+from worker.training.optimizers import build_optimizer, current_learning_rate
+
+EVAL_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    run_id: uuid.UUID
+    dataset: NamedDatasetSpec | SyntheticDatasetSpec
+    model: MlpSpec | CnnSpec | LayersSpec
+    optimizer: dict[str, Any]
+    batch_size: int
+    epochs: int
+    seed: int
+    evaluate_initial: bool = True
+
+
+@dataclass(frozen=True)
+class TrainingHooks:
+    """How a run reports: start (weights hash, environment), each record, and stop requests."""
+
+    on_start: Callable[[str, dict[str, Any]], None]
+    on_record: Callable[[EpochRecord], None]
+    cancel_requested: Callable[[], bool]
+    poll_seconds: float = 0.2
+
+
+@dataclass
+class TrainingOutcome:
+    status: Literal["succeeded", "diverged", "cancelled"]
+    epochs_completed: int
+    initial_weights_sha256: str
+    diverged_epoch: int | None = None
+    records: list[EpochRecord] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Final and best metrics, for the run's row."""
+        trained = [r for r in self.records if r.epoch >= 1]
+        final = trained[-1] if trained else None
+        summary: dict[str, Any] = {
+            "epochs_completed": self.epochs_completed,
+            "train_seconds": round(sum(r.epoch_seconds for r in trained), 4),
+            "final": (
+                {k: getattr(final, k) for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+                if final
+                else None
+            ),
+        }
+        scored = [r for r in trained if r.val_accuracy is not None]
+        if scored:
+            best = max(scored, key=lambda r: (r.val_accuracy, -r.epoch))
+            summary["best_val_accuracy"] = best.val_accuracy
+            summary["best_val_accuracy_epoch"] = best.epoch
+        return summary
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order of examples in an epoch: a function of seed and epoch only, never of the arm."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def train(plan: TrainingPlan, *, cache_dir: Path, hooks: TrainingHooks) -> TrainingOutcome:
+    """Train one run to its epoch budget, reporting every epoch through the hooks.
+
+    Fairness: the seed alone fixes the split, the initial weights (Keras is seeded before the
+    model is built), the dropout masks and the example order of every epoch; the optimizer
+    is built after the model and draws no randomness.
+    """
+    data = load_dataset(plan.dataset, seed=plan.seed, cache_dir=cache_dir)
+    keras.utils.set_random_seed(plan.seed)
+    model = build_model(plan.model, input_shape=data.input_shape, num_classes=data.num_classes)
+    initial_sha = weights_sha256(model)
+    model.compile(
+        optimizer=build_optimizer(plan.optimizer),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    hooks.on_start(initial_sha, describe_environment())
+
+    outcome = TrainingOutcome("succeeded", 0, initial_sha)
+    n_train = len(data.x_train)
+
+    def report(epoch: int, metrics: dict[str, float], seconds: float) -> None:
+        record = _record(plan.run_id, epoch, metrics, seconds, epoch * n_train, model)
+        hooks.on_record(record)
+        outcome.records.append(record)
+        outcome.epochs_completed = epoch
+
+    if plan.evaluate_initial:
+        started = time.perf_counter()
+        report(0, _evaluate(model, data), time.perf_counter() - started)
+
+    state = StopState()
+    callbacks = [
+        StopGuard(state, cancel_requested=hooks.cancel_requested, poll_seconds=hooks.poll_seconds),
+        EpochReporter(state, report=report),
+    ]
+    validation = (data.x_val, data.y_val) if data.x_val is not None else None
+    for epoch in range(plan.epochs):
+        order = epoch_order(plan.seed, epoch, n_train)
+        model.fit(
+            data.x_train[order],
+            data.y_train[order],
+            batch_size=plan.batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=False,
+            validation_data=validation,
+            validation_batch_size=EVAL_BATCH,
+            callbacks=callbacks,
+            verbose=0,
+        )
+        if state.stopped:
+            break
+    if state.diverged_epoch is not None:
+        outcome.status, outcome.diverged_epoch = "diverged", state.diverged_epoch
+    elif state.cancelled:
+        outcome.status = "cancelled"
+    return outcome
+
+
+def _evaluate(model: keras.Model, data: Dataset) -> dict[str, float]:
+    train = model.evaluate(
+        data.x_train, data.y_train, batch_size=EVAL_BATCH, verbose=0, return_dict=True
+    )
+    metrics = {"loss": float(train["loss"]), "accuracy": float(train["accuracy"])}
+    if data.x_val is not None:
+        val = model.evaluate(
+            data.x_val, data.y_val, batch_size=EVAL_BATCH, verbose=0, return_dict=True
+        )
+        metrics |= {"val_loss": float(val["loss"]), "val_accuracy": float(val["accuracy"])}
+    return metrics
+
+
+def _record(
+    run_id: uuid.UUID,
+    epoch: int,
+    metrics: dict[str, float],
+    seconds: float,
+    examples_seen: int,
+    model: keras.Model,
+) -> EpochRecord:
+    return EpochRecord(
+        run_id=run_id,
+        epoch=epoch,
+        loss=metrics.get("loss"),
+        accuracy=metrics.get("accuracy"),
+        val_loss=metrics.get("val_loss"),
+        val_accuracy=metrics.get("val_accuracy"),
+        learning_rate=current_learning_rate(model.optimizer),
+        epoch_seconds=seconds,
+        examples_seen=examples_seen,
+        time=datetime.now(UTC),
+    )
