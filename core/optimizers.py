@@ -117,6 +117,13 @@ OPTIMIZER_PARAMS: dict[str, dict[str, Param]] = {
         "clip_threshold": _f(1.0, low=0.0, low_open=True),
         "relative_step": Param("bool", True),
     },
+    "schedule_free_adamw": {
+        "learning_rate": _lr(0.0025),
+        "beta_1": _beta(0.9),
+        "beta_2": _beta(0.999),
+        "epsilon": Param("float", 1e-8, low=0.0),
+        "warmup_steps": Param("int", 0, low=0),
+    },
     "muon": {
         "learning_rate": _lr(0.001),
         "adam_beta_1": _beta(0.9),
@@ -151,6 +158,7 @@ OPTIMIZER_CLASSES: dict[str, str] = {
     "lion": "Lion",
     "lamb": "Lamb",
     "adafactor": "Adafactor",
+    "schedule_free_adamw": "ScheduleFreeAdamW",
     "muon": "Muon",
 }
 

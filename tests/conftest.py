@@ -1,0 +1,89 @@
+"""Fixtures for real services: a fresh Postgres database per test session, migrated with
+Alembic, tables emptied before each test; Redis on a database of its own; a queue name of
+its own so no other worker takes the tasks the tests send."""
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN_URL = os.environ.get(
+    "OPTARENA_TEST_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("OPTARENA_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def database_url(name: str) -> str:
+    return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def create_database(name: str) -> str:
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return database_url(name)
+
+
+def drop_database(name: str) -> None:
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def migrate(url: str, revision: str = "head", *, down: bool = False) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logger"] = False
+    if down:
+        command.downgrade(config, revision)
+    else:
+        command.upgrade(config, revision)
+
+
+@pytest.fixture(scope="session")
+def migrated_database() -> Iterator[str]:
+    name = f"optarena_test_{os.getpid()}"
+    url = create_database(name)
+    migrate(url)
+    yield url
+    drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def test_settings(migrated_database: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        database_url=migrated_database,
+        redis_url=REDIS_URL,
+        task_queue=f"optarena.test.{uuid.uuid4().hex[:8]}",
+        dataset_cache_dir=tmp_path_factory.mktemp("datasets"),
+        cancel_poll_seconds=0.05,
+        max_runs_per_job=64,
+        max_epochs=1000,
+    )
+
+
+@pytest.fixture
+def db_engine(test_settings: Settings) -> Iterator[object]:
+    engine = create_engine(test_settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE jobs, runs, epoch_metrics CASCADE"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(db_engine: object) -> sessionmaker[Session]:
+    return sessionmaker(db_engine, expire_on_commit=False)  # type: ignore[call-overload]
