@@ -1,0 +1,115 @@
+"""Submit -> metrics -> comparison -> cancel, over HTTP, against the real API and worker."""
+
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Service
+
+pytestmark = pytest.mark.e2e
+
+CLASSIC = {
+    "name": "homework 1",
+    "dataset": {"name": "digits"},
+    "model": {"preset": "mlp", "hidden_units": [128], "dropout": 0.2},
+    "optimizers": ["sgd", "adam", "rmsprop"],
+    "batch_size": 32,
+    "epochs": 5,
+}
+
+
+def poll(service: Service, job_id: str, *, limit: int = 7) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Poll with the cursor until the job is done, as a client would."""
+    items: list[dict[str, Any]] = []
+    cursor = "0"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        page = service.http.get(f"/jobs/{job_id}/metrics", params={"after": cursor, "limit": limit}).json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if page["done"]:
+            return items, page
+        if not page["items"]:
+            time.sleep(0.1)
+    raise AssertionError("metrics never reached done")
+
+
+def test_sgd_adam_rmsprop_on_digits_polls_to_the_end_and_ranks_adam_above_sgd(service: Service) -> None:
+    job = service.submit(CLASSIC)
+    items, last = poll(service, job["id"])
+    assert last["status"] == "succeeded"
+    seen = Counter((i["run_id"], i["epoch"]) for i in items)
+    assert set(seen.values()) == {1}
+    assert sorted(seen) == sorted((r["id"], e) for r in job["runs"] for e in range(6))
+    assert [int(i["cursor"]) for i in items] == list(range(1, 19))
+
+    done = service.http.get(f"/jobs/{job['id']}").json()
+    assert {r["status"] for r in done["runs"]} == {"succeeded"}
+    assert len({r["initial_weights_sha256"] for r in done["runs"]}) == 1
+    assert done["runs"][0]["environment"]["backend"] == "tensorflow"
+    assert done["runs"][0]["summary"]["epochs_completed"] == 5
+
+    ranking = service.http.get(f"/jobs/{job['id']}/comparison").json()["ranking"]
+    labels = [r["label"] for r in ranking]
+    assert labels.index("adam") < labels.index("sgd")
+    adam = ranking[labels.index("adam")]
+    assert adam["best"] > 0.9 and adam["final_epoch"] == 5 and adam["seconds"] > 0
+
+    time.sleep(2.5)  # the live stream has expired (TTL 2 s); Postgres serves the history
+    again, _ = poll(service, job["id"], limit=1000)
+    assert again == items
+
+
+def test_the_same_job_twice_gives_the_same_numbers(service: Service) -> None:
+    body = {"optimizers": ["sgd", {"name": "adam", "learning_rate": 0.002}], "epochs": 2, "batch_size": 64}
+    curves = []
+    for _ in range(2):
+        job = service.submit(body)
+        items, _ = poll(service, job["id"])
+        index = {r["id"]: r["index"] for r in job["runs"]}
+        curves.append(sorted(
+            (index[i["run_id"]], i["epoch"], i["loss"], i["accuracy"], i["val_loss"], i["val_accuracy"])
+            for i in items
+        ))
+    assert curves[0] == curves[1]
+
+
+def test_a_diverging_arm_ends_diverged_and_the_others_finish(service: Service) -> None:
+    job = service.submit({"optimizers": [{"name": "sgd", "learning_rate": 1e12}, "adam"], "epochs": 3})
+    done = service.wait(job["id"])
+    sgd, adam = done["runs"]
+    assert sgd["status"] == "diverged" and sgd["diverged_epoch"] == 1 and "NaN" in sgd["error"]
+    assert adam["status"] == "succeeded"
+    assert done["status"] == "succeeded"
+    ranking = service.http.get(f"/jobs/{job['id']}/comparison").json()["ranking"]
+    assert ranking[-1]["status"] == "diverged" and ranking[-1]["best"] is None
+
+
+def test_mnist_offline_fails_the_run_with_the_file_to_place(service: Service) -> None:
+    job = service.submit({"optimizers": ["adam"], "dataset": {"name": "mnist"}, "epochs": 1})
+    done = service.wait(job["id"])
+    [run] = done["runs"]
+    assert done["status"] == "failed" and run["status"] == "failed"
+    assert "dataset 'mnist' is not in the cache" in run["error"] and "mnist.npz" in run["error"]
+    assert "Traceback" not in run["error"]
+
+
+def test_cancel_stops_running_and_queued_runs_within_seconds(service: Service) -> None:
+    job = service.submit({"optimizers": ["adam", "sgd", "rmsprop"], "epochs": 300, "batch_size": 8})
+    deadline = time.monotonic() + 60
+    while len(service.http.get(f"/jobs/{job['id']}/metrics").json()["items"]) < 2:
+        assert time.monotonic() < deadline, "training never started"
+        time.sleep(0.1)
+    asked = time.monotonic()
+    assert service.http.post(f"/jobs/{job['id']}/cancel").status_code == 202
+    done = service.wait(job["id"], timeout=30)
+    took = time.monotonic() - asked
+    assert done["status"] == "cancelled" and took < 10
+    running, *queued = done["runs"]
+    assert running["status"] == "cancelled" and running["summary"]["epochs_completed"] < 300
+    assert all(r["status"] == "cancelled" and r["started_at"] is None for r in queued)
+    count = len(poll(service, job["id"], limit=1000)[0])
+    time.sleep(1.0)
+    assert len(poll(service, job["id"], limit=1000)[0]) == count
