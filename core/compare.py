@@ -107,7 +107,11 @@ def time_to_target(
         value = r.metric(metric)
         if value is not None and reaches(value, target, higher=higher):
             return TargetResult(
-                value=target, reached=True, epochs=r.epoch, seconds=seconds, examples=r.examples_seen
+                value=target,
+                reached=True,
+                epochs=r.epoch,
+                seconds=seconds,
+                examples=r.examples_seen,
             )
     return TargetResult(value=target, reached=False, epochs=None, seconds=None, examples=None)
 

@@ -92,9 +92,7 @@ class Run(Base):
     __table_args__ = (UniqueConstraint("job_id", "index"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), index=True
-    )
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     index: Mapped[int] = mapped_column(Integer)
     arm: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(String(200))

@@ -241,7 +241,7 @@ def _check_number(value: Any, param: Param, field: str, *, integer: bool) -> flo
     )
     if too_low or too_high:
         raise ValueError(f"{field} must be in {param.describe_range()}, got {value:g}")
-    return value
+    return int(value) if integer else float(value)
 
 
 def check_value(value: Any, param: Param, field: str) -> Any:
@@ -264,12 +264,12 @@ def check_value(value: Any, param: Param, field: str) -> Any:
             raise ValueError(f"{field} must be a list of non-empty strings")
         return list(value)
     integer = param.kind == "int_list"
-    return [
-        _check_number(v, param, f"{field}[{i}]", integer=integer) for i, v in enumerate(value)
-    ]
+    return [_check_number(v, param, f"{field}[{i}]", integer=integer) for i, v in enumerate(value)]
 
 
-def resolve_arguments(given: dict[str, Any], table: dict[str, Param], *, owner: str) -> dict[str, Any]:
+def resolve_arguments(
+    given: dict[str, Any], table: dict[str, Param], *, owner: str
+) -> dict[str, Any]:
     """Given arguments checked against a table and completed with its defaults."""
     unknown = [k for k in given if k not in table]
     if unknown:

@@ -73,7 +73,9 @@ class JobRepository:
         cancelled = self.session.scalars(
             update(Run)
             .where(Run.job_id == job.id, Run.status == RunStatus.QUEUED)
-            .values(status=RunStatus.CANCELLED, finished_at=now, error="cancelled before it started")
+            .values(
+                status=RunStatus.CANCELLED, finished_at=now, error="cancelled before it started"
+            )
             .returning(Run.id)
         ).all()
         return list(cancelled)
@@ -113,7 +115,9 @@ class RunRepository:
         return self.session.get(Run, run_id)
 
     def for_job(self, job_id: uuid.UUID) -> list[Run]:
-        return list(self.session.scalars(select(Run).where(Run.job_id == job_id).order_by(Run.index)))
+        return list(
+            self.session.scalars(select(Run).where(Run.job_id == job_id).order_by(Run.index))
+        )
 
     def claim(self, run_id: uuid.UUID, *, worker: str) -> Run | None:
         """Queued to running in one statement, so a duplicate delivery cannot train it twice."""

@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     max_epochs: int = 1000
     max_batch_size: int = 65536
     max_run_seconds: int = Field(
-        default=24 * 3600, description="Longest allowed run; the broker's visibility timeout is above it."
+        default=24 * 3600,
+        description="Longest allowed run; the broker's visibility timeout is above it.",
     )
 
     stream_maxlen: int = 100_000

@@ -1,5 +1,6 @@
 """The job contract: what a client may ask for, validated without Keras."""
 
+import itertools
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -47,7 +48,7 @@ def _resolve_schedule(value: dict[str, Any], *, default_lr: float) -> dict[str, 
         boundaries, values = resolved["boundaries"], resolved["values"]
         if len(values) != len(boundaries) + 1:
             raise ValueError("piecewise_constant needs one more value than boundaries")
-        if any(a >= b for a, b in zip(boundaries, boundaries[1:], strict=False)):
+        if any(a >= b for a, b in itertools.pairwise(boundaries)):
             raise ValueError("piecewise_constant boundaries must increase strictly")
     return {"schedule": kind, **resolved}
 
@@ -96,7 +97,9 @@ def resolve_optimizer(name: str, given: dict[str, Any]) -> dict[str, Any]:
     if isinstance(learning_rate, dict):
         resolved["learning_rate"] = _resolve_schedule(learning_rate, default_lr=default_lr)
     elif learning_rate is not None:
-        resolved["learning_rate"] = check_value(learning_rate, table["learning_rate"], "learning_rate")
+        resolved["learning_rate"] = check_value(
+            learning_rate, table["learning_rate"], "learning_rate"
+        )
     clips = [k for k in CLIP_ARGUMENTS if resolved.get(k) is not None]
     if len(clips) > 1:
         raise ValueError(f"set only one of {', '.join(CLIP_ARGUMENTS)}; got {', '.join(clips)}")
@@ -162,7 +165,11 @@ class OptimizerSpec(BaseModel):
         label = given.pop("label", None)
         if label is not None and (not isinstance(label, str) or not 0 < len(label) <= 100):
             raise ValueError("label must be a string of 1 to 100 characters")
-        return {"name": name.lower(), "label": label, "config": resolve_optimizer(name.lower(), given)}
+        return {
+            "name": name.lower(),
+            "label": label,
+            "config": resolve_optimizer(name.lower(), given),
+        }
 
     @model_serializer
     def _flat(self) -> dict[str, Any]:
@@ -456,12 +463,18 @@ def check_limits(spec: JobSpec, limits: Limits) -> list[tuple[tuple[str | int, .
     problems: list[tuple[tuple[str | int, ...], str]] = []
     if spec.max_epochs > limits.max_epochs:
         problems.append(
-            (("epochs",), f"{spec.max_epochs} epochs exceed this service's limit of {limits.max_epochs}")
+            (
+                ("epochs",),
+                f"{spec.max_epochs} epochs exceed this service's limit of {limits.max_epochs}",
+            )
         )
     for i, size in enumerate(spec.batch_size):
         if size > limits.max_batch_size:
             problems.append(
-                (("batch_size", i), f"{size} exceeds the largest batch size {limits.max_batch_size}")
+                (
+                    ("batch_size", i),
+                    f"{size} exceeds the largest batch size {limits.max_batch_size}",
+                )
             )
     runs = len(spec.optimizers) * len(spec.batch_size) * len(spec.seeds)
     if runs > limits.max_runs_per_job:

@@ -27,6 +27,8 @@ def encode(record: EpochRecord) -> dict[str, str]:
 
 def decode(fields: dict[Any, Any]) -> EpochRecord:
     raw = fields.get(b"r", fields.get("r"))
+    if raw is None:
+        raise ValueError("stream entry without a record")
     return EpochRecord.model_validate_json(raw)
 
 
@@ -38,7 +40,7 @@ def _seq_of(entry_id: Any) -> int:
 class MetricsStream:
     """Appends and reads the per-job stream; every call is one Redis round trip."""
 
-    def __init__(self, client: "redis.Redis[bytes]", *, maxlen: int, ttl_seconds: int) -> None:
+    def __init__(self, client: redis.Redis, *, maxlen: int, ttl_seconds: int) -> None:
         self.client = client
         self.maxlen = maxlen
         self.ttl_seconds = ttl_seconds
@@ -62,11 +64,11 @@ class MetricsStream:
         entries = self.client.xrange(metrics_key(job_id), min=f"({cursor}-0", count=limit)
         records: list[SequencedRecord] = []
         expected = cursor + 1
-        for entry_id, fields in entries:
+        for entry_id, fields in entries or []:
             seq = _seq_of(entry_id)
             if seq != expected:
                 break
-            records.append(SequencedRecord(seq=seq, record=decode(fields)))
+            records.append(SequencedRecord(seq=seq, record=decode(fields or {})))
             expected += 1
         return records
 
@@ -81,5 +83,5 @@ class MetricsStream:
         return bool(self.client.exists(cancel_key(job_id)))
 
 
-def make_redis(url: str) -> "redis.Redis[bytes]":
+def make_redis(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)

@@ -7,7 +7,6 @@ from typing import Any
 
 from core.settings import Settings
 
-
 _state: dict[str, Any] = {"deterministic": False}
 
 

@@ -62,7 +62,11 @@ def execute_run(run_id: uuid.UUID, ctx: WorkerContext) -> str:
 
 
 def _train(
-    run_id: uuid.UUID, job_id: uuid.UUID, spec: JobSpec, plan_args: dict[str, Any], ctx: WorkerContext
+    run_id: uuid.UUID,
+    job_id: uuid.UUID,
+    spec: JobSpec,
+    plan_args: dict[str, Any],
+    ctx: WorkerContext,
 ) -> str:
     # Keras and TensorFlow load here, in the worker's child process, never before the fork.
     from worker.backend import configure
@@ -92,17 +96,17 @@ def _train(
         log.error("run %s failed:\n%s", run_id, traceback.format_exc())
         return _fail(run_id, f"{type(error).__name__}: {error}", ctx)
     status = RunStatus(outcome.status)
-    error = None
+    reason = None
     if status is RunStatus.DIVERGED:
-        error = f"loss became NaN or infinite in epoch {outcome.diverged_epoch}"
+        reason = f"loss became NaN or infinite in epoch {outcome.diverged_epoch}"
     elif status is RunStatus.CANCELLED:
-        error = f"cancelled while running, after epoch {outcome.epochs_completed}"
+        reason = f"cancelled while running, after epoch {outcome.epochs_completed}"
     with transaction(ctx.sessions) as session:
         RunRepository(session).finish(
             run_id,
             status=status,
             summary=outcome.summary(),
-            error=error,
+            error=reason,
             diverged_epoch=outcome.diverged_epoch,
         )
     return status.value

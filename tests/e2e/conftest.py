@@ -35,7 +35,9 @@ class Service:
             if job["status"] in ("succeeded", "failed", "cancelled"):
                 return job
             time.sleep(0.2)
-        raise AssertionError(f"job {job_id} did not end in {timeout}s; worker log:\n{self.logs.read_text()[-3000:]}")
+        raise AssertionError(
+            f"job {job_id} did not end in {timeout}s; worker log:\n{self.logs.read_text()[-3000:]}"
+        )
 
 
 def free_port() -> int:
@@ -63,8 +65,13 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     bin_dir = Path(sys.executable).parent
     subprocess.run([str(bin_dir / "alembic"), "upgrade", "head"], cwd=ROOT, env=env, check=True)
     processes = [
-        subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env,
-                         stdout=(logs / f"{module}.log").open("w"), stderr=subprocess.STDOUT)
+        subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=ROOT,
+            env=env,
+            stdout=(logs / f"{module}.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
         for module in ("api", "worker")
     ]
     url = f"http://127.0.0.1:{port}"

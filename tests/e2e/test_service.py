@@ -20,13 +20,17 @@ CLASSIC = {
 }
 
 
-def poll(service: Service, job_id: str, *, limit: int = 7) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def poll(
+    service: Service, job_id: str, *, limit: int = 7
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Poll with the cursor until the job is done, as a client would."""
     items: list[dict[str, Any]] = []
     cursor = "0"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        page = service.http.get(f"/jobs/{job_id}/metrics", params={"after": cursor, "limit": limit}).json()
+        page = service.http.get(
+            f"/jobs/{job_id}/metrics", params={"after": cursor, "limit": limit}
+        ).json()
         items += page["items"]
         cursor = page["next_cursor"]
         if page["done"]:
@@ -36,7 +40,9 @@ def poll(service: Service, job_id: str, *, limit: int = 7) -> tuple[list[dict[st
     raise AssertionError("metrics never reached done")
 
 
-def test_sgd_adam_rmsprop_on_digits_polls_to_the_end_and_ranks_adam_above_sgd(service: Service) -> None:
+def test_sgd_adam_rmsprop_on_digits_polls_to_the_end_and_ranks_adam_above_sgd(
+    service: Service,
+) -> None:
     job = service.submit(CLASSIC)
     items, last = poll(service, job["id"])
     assert last["status"] == "succeeded"
@@ -63,21 +69,36 @@ def test_sgd_adam_rmsprop_on_digits_polls_to_the_end_and_ranks_adam_above_sgd(se
 
 
 def test_the_same_job_twice_gives_the_same_numbers(service: Service) -> None:
-    body = {"optimizers": ["sgd", {"name": "adam", "learning_rate": 0.002}], "epochs": 2, "batch_size": 64}
+    body = {
+        "optimizers": ["sgd", {"name": "adam", "learning_rate": 0.002}],
+        "epochs": 2,
+        "batch_size": 64,
+    }
     curves = []
     for _ in range(2):
         job = service.submit(body)
         items, _ = poll(service, job["id"])
         index = {r["id"]: r["index"] for r in job["runs"]}
-        curves.append(sorted(
-            (index[i["run_id"]], i["epoch"], i["loss"], i["accuracy"], i["val_loss"], i["val_accuracy"])
-            for i in items
-        ))
+        curves.append(
+            sorted(
+                (
+                    index[i["run_id"]],
+                    i["epoch"],
+                    i["loss"],
+                    i["accuracy"],
+                    i["val_loss"],
+                    i["val_accuracy"],
+                )
+                for i in items
+            )
+        )
     assert curves[0] == curves[1]
 
 
 def test_a_diverging_arm_ends_diverged_and_the_others_finish(service: Service) -> None:
-    job = service.submit({"optimizers": [{"name": "sgd", "learning_rate": 1e12}, "adam"], "epochs": 3})
+    job = service.submit(
+        {"optimizers": [{"name": "sgd", "learning_rate": 1e12}, "adam"], "epochs": 3}
+    )
     done = service.wait(job["id"])
     sgd, adam = done["runs"]
     assert sgd["status"] == "diverged" and sgd["diverged_epoch"] == 1 and "NaN" in sgd["error"]

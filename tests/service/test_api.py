@@ -32,7 +32,7 @@ def job_count(sessions: sessionmaker[Session]) -> int:
 
 
 def test_submit_answers_the_job_with_resolved_runs_and_queues_them(
-    client: TestClient, redis_client: "redis.Redis[bytes]", test_settings: Settings
+    client: TestClient, redis_client: redis.Redis, test_settings: Settings
 ) -> None:
     job = submit(client, {**CLASSIC, "batch_size": [32, 128], "seeds": [0, 1]})
     assert job["status"] == "queued" and len(job["runs"]) == 12
@@ -47,8 +47,16 @@ def test_submit_answers_the_job_with_resolved_runs_and_queues_them(
     ("body", "field", "words"),
     [
         ({"optimizers": ["adamm"]}, "optimizers.0", "unknown optimizer 'adamm'"),
-        ({"optimizers": [{"name": "adam", "gamma": 1}]}, "optimizers.0", "unknown argument 'gamma'"),
-        ({"optimizers": [{"name": "sgd", "learning_rate": -0.1}]}, "optimizers.0", "learning_rate must be in (0, inf]"),
+        (
+            {"optimizers": [{"name": "adam", "gamma": 1}]},
+            "optimizers.0",
+            "unknown argument 'gamma'",
+        ),
+        (
+            {"optimizers": [{"name": "sgd", "learning_rate": -0.1}]},
+            "optimizers.0",
+            "learning_rate must be in (0, inf]",
+        ),
         ({"optimizers": [{"name": "sgd", "learning_rate": 0}]}, "optimizers.0", "learning_rate"),
         ({"optimizers": ["sgd"], "batch_size": 0}, "batch_size.0", "greater than or equal to 1"),
         ({"optimizers": ["sgd"], "epochs": 1001}, "epochs", "limit of 1000"),
@@ -58,18 +66,26 @@ def test_submit_answers_the_job_with_resolved_runs_and_queues_them(
     ],
 )
 def test_bad_input_is_422_naming_the_field_and_stores_nothing(
-    client: TestClient, sessions: sessionmaker[Session], body: dict[str, Any], field: str, words: str
+    client: TestClient,
+    sessions: sessionmaker[Session],
+    body: dict[str, Any],
+    field: str,
+    words: str,
 ) -> None:
     response = client.post("/jobs", json=body)
     assert response.status_code == 422
     answer = response.json()
-    assert any(".".join(map(str, d["loc"][1:])) == field and words in d["msg"] for d in answer["detail"]), answer
+    assert any(
+        ".".join(map(str, d["loc"][1:])) == field and words in d["msg"] for d in answer["detail"]
+    ), answer
     assert f"{field}: " in answer["message"]
     assert job_count(sessions) == 0
 
 
 def test_malformed_json_unknown_and_malformed_ids_are_client_errors(client: TestClient) -> None:
-    bad = client.post("/jobs", content=b'{"optimizers": [', headers={"content-type": "application/json"})
+    bad = client.post(
+        "/jobs", content=b'{"optimizers": [', headers={"content-type": "application/json"}
+    )
     assert bad.status_code == 422
     assert client.get(f"/jobs/{uuid.uuid4()}").status_code == 404
     assert client.get(f"/jobs/{uuid.uuid4()}/metrics").status_code == 404
@@ -91,20 +107,33 @@ def test_jobs_are_listed_newest_first_and_paginated(client: TestClient) -> None:
     assert page["items"][0]["runs_by_status"] == {"queued": 1}
 
 
-def worker_context(test_settings: Settings, sessions: sessionmaker[Session], stream: MetricsStream) -> WorkerContext:
+def worker_context(
+    test_settings: Settings, sessions: sessionmaker[Session], stream: MetricsStream
+) -> WorkerContext:
     return WorkerContext(settings=test_settings, sessions=sessions, stream=stream)
 
 
 def record(run_id: str, epoch: int, val_accuracy: float) -> EpochRecord:
-    return EpochRecord(run_id=uuid.UUID(run_id), epoch=epoch, loss=1 - val_accuracy, accuracy=val_accuracy,
-                       val_loss=1 - val_accuracy, val_accuracy=val_accuracy, learning_rate=0.01,
-                       epoch_seconds=0.5, examples_seen=100 * epoch, time=datetime.now(UTC))
+    return EpochRecord(
+        run_id=uuid.UUID(run_id),
+        epoch=epoch,
+        loss=1 - val_accuracy,
+        accuracy=val_accuracy,
+        val_loss=1 - val_accuracy,
+        val_accuracy=val_accuracy,
+        learning_rate=0.01,
+        epoch_seconds=0.5,
+        examples_seen=100 * epoch,
+        time=datetime.now(UTC),
+    )
 
 
 def poll_all(client: TestClient, job_id: str, *, limit: int) -> list[dict[str, Any]]:
     items, cursor = [], "0"
     while True:
-        page = client.get(f"/jobs/{job_id}/metrics", params={"after": cursor, "limit": limit}).json()
+        page = client.get(
+            f"/jobs/{job_id}/metrics", params={"after": cursor, "limit": limit}
+        ).json()
         items += page["items"]
         if not page["items"]:
             return items
@@ -112,8 +141,11 @@ def poll_all(client: TestClient, job_id: str, *, limit: int) -> list[dict[str, A
 
 
 def test_polling_with_the_cursor_sees_every_record_once_from_redis_or_postgres(
-    client: TestClient, test_settings: Settings, sessions: sessionmaker[Session], stream: MetricsStream,
-    redis_client: "redis.Redis[bytes]",
+    client: TestClient,
+    test_settings: Settings,
+    sessions: sessionmaker[Session],
+    stream: MetricsStream,
+    redis_client: redis.Redis,
 ) -> None:
     job = submit(client, {"optimizers": ["sgd", "adam"], "epochs": 3})
     ctx = worker_context(test_settings, sessions, stream)
@@ -130,7 +162,10 @@ def test_polling_with_the_cursor_sees_every_record_once_from_redis_or_postgres(
 
 
 def test_concurrent_writers_and_a_poller_never_miss_or_repeat_a_record(
-    client: TestClient, test_settings: Settings, sessions: sessionmaker[Session], stream: MetricsStream,
+    client: TestClient,
+    test_settings: Settings,
+    sessions: sessionmaker[Session],
+    stream: MetricsStream,
 ) -> None:
     job = submit(client, {"optimizers": ["sgd", "adam", "rmsprop", "nadam"], "epochs": 25})
     ctx = worker_context(test_settings, sessions, stream)
@@ -152,26 +187,42 @@ def test_concurrent_writers_and_a_poller_never_miss_or_repeat_a_record(
 
 
 def test_comparison_ranks_stored_runs_and_reports_target(
-    client: TestClient, test_settings: Settings, sessions: sessionmaker[Session], stream: MetricsStream,
+    client: TestClient,
+    test_settings: Settings,
+    sessions: sessionmaker[Session],
+    stream: MetricsStream,
 ) -> None:
     job = submit(client, {"optimizers": ["sgd", "adam"], "epochs": [1, 2]})
     sgd, adam = job["runs"]
     ctx = worker_context(test_settings, sessions, stream)
-    for rec in [record(sgd["id"], 1, 0.3), record(sgd["id"], 2, 0.5), record(adam["id"], 1, 0.8), record(adam["id"], 2, 0.9)]:
+    for rec in [
+        record(sgd["id"], 1, 0.3),
+        record(sgd["id"], 2, 0.5),
+        record(adam["id"], 1, 0.8),
+        record(adam["id"], 2, 0.9),
+    ]:
         store_record(uuid.UUID(job["id"]), rec, ctx)
     answer = client.get(f"/jobs/{job['id']}/comparison", params={"target": 0.85}).json()
     assert answer["metric"] == "val_accuracy"
     assert [r["label"] for r in answer["ranking"]] == ["adam", "sgd"]
     top = answer["ranking"][0]
     assert (top["best"], top["best_epoch"], top["final"]) == (0.9, 2, 0.9)
-    assert top["target"] == {"value": 0.85, "reached": True, "epochs": 2, "seconds": 1.0, "examples": 200}
+    assert top["target"] == {
+        "value": 0.85,
+        "reached": True,
+        "epochs": 2,
+        "seconds": 1.0,
+        "examples": 200,
+    }
     assert answer["ranking"][1]["target"]["reached"] is False
     assert [b["epochs"] for b in top["budgets"]] == [1, 2]
     losses = client.get(f"/jobs/{job['id']}/comparison?metric=val_loss").json()["ranking"]
     assert losses[0]["label"] == "adam" and losses[0]["best"] == pytest.approx(0.1)
 
 
-def test_cancel_of_a_queued_job_cancels_every_run_at_once(client: TestClient, stream: MetricsStream) -> None:
+def test_cancel_of_a_queued_job_cancels_every_run_at_once(
+    client: TestClient, stream: MetricsStream
+) -> None:
     job = submit(client, CLASSIC)
     response = client.post(f"/jobs/{job['id']}/cancel")
     assert response.status_code == 202
@@ -194,14 +245,20 @@ def test_an_unreachable_broker_is_503_and_the_runs_say_why(
         assert detail["status"] == "failed" and "could not be queued" in detail["runs"][0]["error"]
 
 
-def test_health_readiness_and_docs(client: TestClient, test_settings: Settings, db_engine: object) -> None:
+def test_health_readiness_and_docs(
+    client: TestClient, test_settings: Settings, db_engine: object
+) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "checks": {}}
     assert client.get("/readyz").json()["checks"] == {"postgres": "ok", "redis": "ok"}
     schema = client.get("/openapi.json").json()
-    examples = schema["paths"]["/jobs"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    examples = schema["paths"]["/jobs"]["post"]["requestBody"]["content"]["application/json"][
+        "examples"
+    ]
     assert "sgd-adam-rmsprop" in examples
     assert client.get("/docs").status_code == 200
     down = test_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
     with TestClient(create_app(down)) as unready:
         answer = unready.get("/readyz")
-        assert answer.status_code == 503 and answer.json()["checks"]["redis"].startswith("unreachable")
+        assert answer.status_code == 503 and answer.json()["checks"]["redis"].startswith(
+            "unreachable"
+        )

@@ -11,17 +11,31 @@ from core.repositories import EpochRepository, JobRepository, RunRepository
 from core.spec import JobSpec
 
 
-def make_job(sessions: sessionmaker[Session], optimizers: list[str] | None = None) -> tuple[uuid.UUID, list[uuid.UUID]]:
+def make_job(
+    sessions: sessionmaker[Session], optimizers: list[str] | None = None
+) -> tuple[uuid.UUID, list[uuid.UUID]]:
     spec = JobSpec.model_validate({"optimizers": optimizers or ["sgd", "adam"]})
     with transaction(sessions) as session:
-        job = JobRepository(session).create(name="t", spec=spec.model_dump(mode="json"), runs=expand_job(spec))
+        job = JobRepository(session).create(
+            name="t", spec=spec.model_dump(mode="json"), runs=expand_job(spec)
+        )
         runs = [r.id for r in RunRepository(session).for_job(job.id)]
         return job.id, runs
 
 
 def record(run_id: uuid.UUID, epoch: int, loss: float = 1.0) -> EpochRecord:
-    return EpochRecord(run_id=run_id, epoch=epoch, loss=loss, accuracy=0.5, val_loss=None, val_accuracy=None,
-                       learning_rate=0.01, epoch_seconds=0.1, examples_seen=epoch * 10, time=datetime.now(UTC))
+    return EpochRecord(
+        run_id=run_id,
+        epoch=epoch,
+        loss=loss,
+        accuracy=0.5,
+        val_loss=None,
+        val_accuracy=None,
+        learning_rate=0.01,
+        epoch_seconds=0.1,
+        examples_seen=epoch * 10,
+        time=datetime.now(UTC),
+    )
 
 
 def test_a_run_is_claimed_once(sessions: sessionmaker[Session]) -> None:
@@ -33,7 +47,9 @@ def test_a_run_is_claimed_once(sessions: sessionmaker[Session]) -> None:
         assert RunRepository(session).claim(run_id, worker="b") is None
 
 
-def test_epoch_records_get_gapless_sequence_numbers_and_a_retried_epoch_is_stored_once(sessions: sessionmaker[Session]) -> None:
+def test_epoch_records_get_gapless_sequence_numbers_and_a_retried_epoch_is_stored_once(
+    sessions: sessionmaker[Session],
+) -> None:
     job_id, (a, b) = make_job(sessions)
     seqs = []
     for rec in [record(a, 1), record(b, 1), record(a, 1, loss=9.0), record(a, 2)]:

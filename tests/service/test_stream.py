@@ -8,8 +8,18 @@ from core.stream import MetricsStream, metrics_key
 
 
 def record(epoch: int) -> EpochRecord:
-    return EpochRecord(run_id=uuid.uuid4(), epoch=epoch, loss=0.5, accuracy=0.9, val_loss=0.6, val_accuracy=0.8,
-                       learning_rate=0.001, epoch_seconds=0.2, examples_seen=100, time=datetime.now(UTC))
+    return EpochRecord(
+        run_id=uuid.uuid4(),
+        epoch=epoch,
+        loss=0.5,
+        accuracy=0.9,
+        val_loss=0.6,
+        val_accuracy=0.8,
+        learning_rate=0.001,
+        epoch_seconds=0.2,
+        examples_seen=100,
+        time=datetime.now(UTC),
+    )
 
 
 def test_records_round_trip_under_their_sequence_numbers(stream: MetricsStream) -> None:
@@ -31,7 +41,9 @@ def test_a_gap_in_the_stream_stops_the_read_so_postgres_can_fill_it(stream: Metr
     assert not stream.append(job, 2, record(2), live_ttl=60)  # behind the stream's last entry
 
 
-def test_the_stream_is_bounded_and_expires_after_the_job(stream: MetricsStream, redis_client: "redis.Redis[bytes]") -> None:
+def test_the_stream_is_bounded_and_expires_after_the_job(
+    stream: MetricsStream, redis_client: redis.Redis
+) -> None:
     small = MetricsStream(redis_client, maxlen=10, ttl_seconds=30)
     job = uuid.uuid4()
     for seq in range(1, 501):

@@ -140,7 +140,7 @@ def _cifar10(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
             if member is None:
                 raise DatasetUnavailable(f"{archive} lacks data_batch_{i}; replace the file")
             # The official CIFAR-10 batches are pickles; this file came from its origin.
-            batch = pickle.load(member, encoding="bytes")  # noqa: S301
+            batch = pickle.load(member, encoding="bytes")
             images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels.append(np.asarray(batch[b"labels"], dtype=np.int32))
     x = np.concatenate(images).transpose(0, 2, 3, 1).astype("float32") / 255.0

@@ -39,7 +39,7 @@ class TrainingHooks:
     """How a run reports: start (weights hash, environment), each record, and stop requests."""
 
     on_start: Callable[[str, dict[str, Any]], None]
-    on_record: Callable[[EpochRecord], None]
+    on_record: Callable[[EpochRecord], object]
     cancel_requested: Callable[[], bool]
     poll_seconds: float = 0.2
 

@@ -5,7 +5,13 @@ from core.compare import RunFacts, best_of, compare_runs, time_to_target
 from core.records import EpochRecord
 
 
-def record(run_id: uuid.UUID, epoch: int, val_accuracy: float | None, val_loss: float | None = None, seconds: float = 1.0) -> EpochRecord:
+def record(
+    run_id: uuid.UUID,
+    epoch: int,
+    val_accuracy: float | None,
+    val_loss: float | None = None,
+    seconds: float = 1.0,
+) -> EpochRecord:
     return EpochRecord(
         run_id=run_id,
         epoch=epoch,
@@ -22,8 +28,14 @@ def record(run_id: uuid.UUID, epoch: int, val_accuracy: float | None, val_loss: 
 
 def facts(index: int, label: str, status: str = "succeeded", epochs: int = 3) -> RunFacts:
     return RunFacts(
-        id=uuid.uuid4(), index=index, label=label, optimizer={"name": label},
-        batch_size=32, epochs=epochs, seed=0, status=status,
+        id=uuid.uuid4(),
+        index=index,
+        label=label,
+        optimizer={"name": label},
+        batch_size=32,
+        epochs=epochs,
+        seed=0,
+        status=status,
     )
 
 
@@ -36,8 +48,17 @@ def test_best_of_prefers_the_earliest_epoch_on_a_tie() -> None:
 def test_runs_rank_best_first_and_losses_lowest_first() -> None:
     sgd, adam = facts(0, "sgd"), facts(1, "adam")
     records = {
-        sgd.id: [record(sgd.id, 0, 0.1, 2.3), record(sgd.id, 1, 0.5, 1.5), record(sgd.id, 2, 0.6, 1.2), record(sgd.id, 3, 0.7, 1.0)],
-        adam.id: [record(adam.id, 1, 0.8, 0.6), record(adam.id, 2, 0.95, 0.2), record(adam.id, 3, 0.9, 0.3)],
+        sgd.id: [
+            record(sgd.id, 0, 0.1, 2.3),
+            record(sgd.id, 1, 0.5, 1.5),
+            record(sgd.id, 2, 0.6, 1.2),
+            record(sgd.id, 3, 0.7, 1.0),
+        ],
+        adam.id: [
+            record(adam.id, 1, 0.8, 0.6),
+            record(adam.id, 2, 0.95, 0.2),
+            record(adam.id, 3, 0.9, 0.3),
+        ],
     }
     by_acc = compare_runs([sgd, adam], records, metric="val_accuracy", budgets=[3])
     assert [r.label for r in by_acc.ranking] == ["adam", "sgd"]
@@ -72,9 +93,16 @@ def test_each_budget_is_reported_and_the_ranking_can_be_cut_at_one() -> None:
 
 def test_time_to_target_counts_epochs_seconds_and_examples() -> None:
     run_id = uuid.uuid4()
-    records = [record(run_id, e, v, seconds=2.0) for e, v in [(0, 0.1), (1, 0.5), (2, 0.91), (3, 0.95)]]
+    records = [
+        record(run_id, e, v, seconds=2.0) for e, v in [(0, 0.1), (1, 0.5), (2, 0.91), (3, 0.95)]
+    ]
     reached = time_to_target(records, "val_accuracy", 0.9, higher=True)
-    assert (reached.reached, reached.epochs, reached.seconds, reached.examples) == (True, 2, 4.0, 200)
+    assert (reached.reached, reached.epochs, reached.seconds, reached.examples) == (
+        True,
+        2,
+        4.0,
+        200,
+    )
     missed = time_to_target(records, "val_accuracy", 0.99, higher=True)
     assert not missed.reached and missed.epochs is None
 
@@ -83,7 +111,9 @@ def test_runs_without_values_rank_last_and_keep_their_reason() -> None:
     ok, failed = facts(0, "ok"), facts(1, "broken", status="failed")
     failed = RunFacts(**{**failed.__dict__, "error": "dataset 'mnist' is not in the cache"})
     records = {ok.id: [record(ok.id, 1, 0.2)], failed.id: []}
-    ranking = compare_runs([failed, ok], records, metric="val_accuracy", budgets=[3], target=0.5).ranking
+    ranking = compare_runs(
+        [failed, ok], records, metric="val_accuracy", budgets=[3], target=0.5
+    ).ranking
     assert [r.label for r in ranking] == ["ok", "broken"]
     assert ranking[1].best is None and ranking[1].error is not None
     assert ranking[0].target is not None and not ranking[0].target.reached

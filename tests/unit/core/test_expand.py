@@ -4,7 +4,12 @@ from core.spec import JobSpec
 
 def test_job_is_optimizers_times_batch_sizes_times_seeds() -> None:
     spec = JobSpec.model_validate(
-        {"optimizers": ["sgd", "adam", "rmsprop"], "batch_size": [32, 128], "seeds": [0, 1], "epochs": [5, 10]}
+        {
+            "optimizers": ["sgd", "adam", "rmsprop"],
+            "batch_size": [32, 128],
+            "seeds": [0, 1],
+            "epochs": [5, 10],
+        }
     )
     runs = expand_job(spec)
     assert len(runs) == 12
@@ -20,7 +25,9 @@ def test_epoch_budgets_share_one_run_to_the_largest() -> None:
 
 
 def test_runs_of_one_seed_come_together_and_labels_show_the_batch_size() -> None:
-    spec = JobSpec.model_validate({"optimizers": ["sgd", "adam"], "batch_size": [16, 64], "seeds": [7, 8]})
+    spec = JobSpec.model_validate(
+        {"optimizers": ["sgd", "adam"], "batch_size": [16, 64], "seeds": [7, 8]}
+    )
     runs = expand_job(spec)
     assert [r.seed for r in runs] == [7, 7, 7, 7, 8, 8, 8, 8]
     assert runs[0].label == "sgd bs=16" and runs[3].label == "adam bs=64"

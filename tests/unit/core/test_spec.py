@@ -42,7 +42,11 @@ def test_every_keras_optimizer_is_accepted_by_name_with_keras_defaults() -> None
 
 def test_keras2_lr_and_decay_mean_inverse_time_decay_per_step() -> None:
     spec = JobSpec.model_validate(
-        {"optimizers": [{"name": "sgd", "lr": 0.01, "decay": 1e-6, "momentum": 0.9, "nesterov": True}]}
+        {
+            "optimizers": [
+                {"name": "sgd", "lr": 0.01, "decay": 1e-6, "momentum": 0.9, "nesterov": True}
+            ]
+        }
     )
     config = spec.optimizers[0].config
     assert config["learning_rate"] == {
@@ -95,7 +99,12 @@ def test_only_one_clipping_argument_is_accepted() -> None:
 @pytest.mark.parametrize(
     "schedule",
     [
-        {"schedule": "exponential", "initial_learning_rate": 0.1, "decay_steps": 100, "decay_rate": 0.9},
+        {
+            "schedule": "exponential",
+            "initial_learning_rate": 0.1,
+            "decay_steps": 100,
+            "decay_rate": 0.9,
+        },
         {"schedule": "inverse_time", "decay_steps": 10, "decay_rate": 0.5},
         {"schedule": "cosine", "initial_learning_rate": 0.01, "decay_steps": 1000},
         {"schedule": "piecewise_constant", "boundaries": [100, 200], "values": [0.1, 0.01, 0.001]},
@@ -123,7 +132,9 @@ def test_schedule_without_required_argument_names_it() -> None:
 
 
 def test_scalars_and_lists_are_both_accepted_for_the_sweep() -> None:
-    spec = JobSpec.model_validate({"optimizers": ["adam"], "batch_size": 64, "epochs": [20, 5], "seeds": 3})
+    spec = JobSpec.model_validate(
+        {"optimizers": ["adam"], "batch_size": 64, "epochs": [20, 5], "seeds": 3}
+    )
     assert spec.batch_size == [64] and spec.epochs == [5, 20] and spec.seeds == [3]
     assert spec.max_epochs == 20
 
@@ -137,7 +148,10 @@ def test_scalars_and_lists_are_both_accepted_for_the_sweep() -> None:
         ({"optimizers": ["sgd"], "seeds": [-1]}, ("seeds", 0)),
         ({"optimizers": ["sgd"], "batch_size": [32, 32]}, ("batch_size",)),
         ({"optimizers": ["sgd"], "dataset": {"name": "imagenet"}}, ("dataset",)),
-        ({"optimizers": ["sgd"], "dataset": {"name": "digits", "validation_split": 1.5}}, ("dataset", "digits", "validation_split")),
+        (
+            {"optimizers": ["sgd"], "dataset": {"name": "digits", "validation_split": 1.5}},
+            ("dataset", "digits", "validation_split"),
+        ),
         ({"optimizers": ["sgd"], "model": {"preset": "transformer"}}, ("model",)),
         ({"optimizers": ["sgd"], "colour": "blue"}, ("colour",)),
     ],
@@ -162,9 +176,13 @@ def test_cnn_fits_digits_and_layer_list_is_checked() -> None:
 
 
 def test_duplicate_labels_are_rejected_and_auto_labels_are_distinct() -> None:
-    [(_, msg)] = errors({"optimizers": [{"name": "sgd", "label": "a"}, {"name": "adam", "label": "a"}]})
+    [(_, msg)] = errors(
+        {"optimizers": [{"name": "sgd", "label": "a"}, {"name": "adam", "label": "a"}]}
+    )
     assert "'a' is used twice" in msg
-    spec = JobSpec.model_validate({"optimizers": ["adam", "adam", {"name": "sgd", "momentum": 0.9}]})
+    spec = JobSpec.model_validate(
+        {"optimizers": ["adam", "adam", {"name": "sgd", "momentum": 0.9}]}
+    )
     assert spec.arm_labels() == ["adam", "adam #2", "sgd(momentum=0.9)"]
 
 
@@ -177,7 +195,9 @@ def test_limits_name_the_field_and_the_limit() -> None:
     spec = JobSpec.model_validate(
         {"optimizers": ["sgd", "adam"], "batch_size": [1, 2, 3], "seeds": [0, 1], "epochs": 2000}
     )
-    problems = dict(check_limits(spec, Limits(max_runs_per_job=10, max_epochs=1000, max_batch_size=2)))
+    problems = dict(
+        check_limits(spec, Limits(max_runs_per_job=10, max_epochs=1000, max_batch_size=2))
+    )
     assert "limit of 1000" in problems[("epochs",)]
     assert "12 runs" in problems[("optimizers",)] and "limit is 10" in problems[("optimizers",)]
     assert ("batch_size", 2) in problems

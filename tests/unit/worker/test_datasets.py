@@ -12,7 +12,7 @@ def test_digits_loads_offline_scaled_and_split_by_seed(tmp_path: Path) -> None:
     data = load_dataset(spec, seed=0, cache_dir=tmp_path)
     assert data.input_shape == (8, 8, 1) and data.num_classes == 10
     assert len(data.x_train) + len(data.x_val) == 1797 and len(data.x_val) == 359
-    assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
+    assert data.x_train.min() >= 0.0 and data.x_train.max() <= 1.0
     again = load_dataset(spec, seed=0, cache_dir=tmp_path)
     other = load_dataset(spec, seed=1, cache_dir=tmp_path)
     assert np.array_equal(data.y_val, again.y_val)
@@ -40,7 +40,7 @@ def test_mnist_offline_without_cache_names_the_file_to_place(tmp_path: Path) -> 
         load_dataset(NamedDatasetSpec(name="mnist"), seed=0, cache_dir=tmp_path)
     message = str(info.value)
     assert "dataset 'mnist' is not in the cache" in message
-    assert f"Place mnist.npz" in message and str(tmp_path / "mnist.npz") in message
+    assert "Place mnist.npz" in message and str(tmp_path / "mnist.npz") in message
     assert not (tmp_path / "mnist.npz").exists()
 
 

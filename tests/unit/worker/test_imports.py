@@ -5,12 +5,18 @@ import sys
 
 import pytest
 
-CHECK = "import sys, {module}; print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))"
+CHECK = (
+    "import sys, {module}; "
+    "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))"
+)
 
 
 @pytest.mark.parametrize("module", ["api.app", "worker.tasks", "worker.celery_app", "core.spec"])
 def test_module_imports_no_ml_library(module: str) -> None:
     out = subprocess.run(
-        [sys.executable, "-c", CHECK.format(module=module)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHECK.format(module=module)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.strip() == "[]"

@@ -53,7 +53,9 @@ def test_every_optimizer_this_keras_ships_is_in_the_registry() -> None:
     shipped = {
         name
         for name, obj in vars(keras.optimizers).items()
-        if inspect.isclass(obj) and issubclass(obj, keras.optimizers.Optimizer) and name not in NOT_ARMS
+        if inspect.isclass(obj)
+        and issubclass(obj, keras.optimizers.Optimizer)
+        and name not in NOT_ARMS
     }
     assert shipped == set(OPTIMIZER_CLASSES.values())
 
@@ -73,5 +75,7 @@ def test_keras2_decay_builds_the_keras2_learning_rate_curve() -> None:
 
 
 def test_current_learning_rate_reads_a_constant_rate() -> None:
-    optimizer = build_optimizer(JobSpec.model_validate({"optimizers": ["rmsprop"]}).optimizers[0].config)
+    optimizer = build_optimizer(
+        JobSpec.model_validate({"optimizers": ["rmsprop"]}).optimizers[0].config
+    )
     assert current_learning_rate(optimizer) == pytest.approx(0.001)

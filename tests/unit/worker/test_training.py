@@ -12,11 +12,22 @@ from core.spec import JobSpec
 from worker.training.run import TrainingHooks, TrainingOutcome, TrainingPlan, epoch_order, train
 
 
-def run(optimizer: Any, tmp_path: Path, *, seed: int = 0, epochs: int = 2, batch_size: int = 64,
-        cancel_after: int | None = None, model: dict | None = None) -> tuple[TrainingOutcome, list[EpochRecord]]:
+def run(
+    optimizer: Any,
+    tmp_path: Path,
+    *,
+    seed: int = 0,
+    epochs: int = 2,
+    batch_size: int = 64,
+    cancel_after: int | None = None,
+    model: dict | None = None,
+) -> tuple[TrainingOutcome, list[EpochRecord]]:
     spec = JobSpec.model_validate(
-        {"optimizers": [optimizer], "model": model or {"preset": "mlp", "hidden_units": [32], "dropout": 0.2},
-         "dataset": {"name": "digits"}}
+        {
+            "optimizers": [optimizer],
+            "model": model or {"preset": "mlp", "hidden_units": [32], "dropout": 0.2},
+            "dataset": {"name": "digits"},
+        }
     )
     records: list[EpochRecord] = []
     batches = {"n": 0}
@@ -26,11 +37,20 @@ def run(optimizer: Any, tmp_path: Path, *, seed: int = 0, epochs: int = 2, batch
         return cancel_after is not None and batches["n"] > cancel_after
 
     plan = TrainingPlan(
-        run_id=uuid.uuid4(), dataset=spec.dataset, model=spec.model, optimizer=spec.optimizers[0].config,
-        batch_size=batch_size, epochs=epochs, seed=seed,
+        run_id=uuid.uuid4(),
+        dataset=spec.dataset,
+        model=spec.model,
+        optimizer=spec.optimizers[0].config,
+        batch_size=batch_size,
+        epochs=epochs,
+        seed=seed,
     )
-    hooks = TrainingHooks(on_start=lambda sha, env: None, on_record=records.append,
-                          cancel_requested=cancel_requested, poll_seconds=0.0)
+    hooks = TrainingHooks(
+        on_start=lambda sha, env: None,
+        on_record=records.append,
+        cancel_requested=cancel_requested,
+        poll_seconds=0.0,
+    )
     return train(plan, cache_dir=tmp_path, hooks=hooks), records
 
 
@@ -79,7 +99,9 @@ def test_cancel_stops_within_the_epoch_and_reports_nothing_after(tmp_path: Path)
 
 
 def test_cnn_preset_trains_on_digits(tmp_path: Path) -> None:
-    outcome, records = run("adam", tmp_path, epochs=1, model={"preset": "cnn", "filters": [4, 8], "dense_units": 16})
+    outcome, records = run(
+        "adam", tmp_path, epochs=1, model={"preset": "cnn", "filters": [4, 8], "dense_units": 16}
+    )
     assert outcome.status == "succeeded" and records[-1].val_accuracy is not None
 
 
