@@ -1,0 +1,35 @@
+"""scripts/dev must run the very commands the compose services run, so e2e proves compose."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import ROOT
+
+COMPOSE = (ROOT / "docker-compose.yml").read_text()
+DEV = (ROOT / "scripts" / "dev").read_text()
+
+
+def compose_commands() -> dict[str, str]:
+    found = re.findall(r"^  ([a-z-]+):\n(?:    .*\n)*?    command: \[(.*)\]", COMPOSE, re.MULTILINE)
+    return {service: " ".join(re.findall(r'"([^"]*)"', args)) for service, args in found}
+
+
+def test_every_project_service_command_is_run_by_scripts_dev() -> None:
+    commands = compose_commands()
+    assert commands["migrate"] == "alembic upgrade head"
+    assert commands["api"] == "python -m api"
+    assert commands["worker-gpu"] == commands["worker-cpu"] == "python -m worker"
+    for service in ("migrate", "api", "worker-gpu"):
+        assert re.search(rf"^{re.escape(commands[service])}\b", DEV, re.MULTILINE), service
+
+
+def test_gpu_worker_reserves_a_gpu_and_the_cpu_worker_is_a_profile() -> None:
+    assert "capabilities: [gpu]" in COMPOSE and 'profiles: ["cpu"]' in COMPOSE
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
+def test_compose_file_is_valid() -> None:
+    subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, check=True)
