@@ -33,12 +33,15 @@ class RunOut(BaseModel):
         return cls.model_validate(run, from_attributes=True)
 
 
-class JobOut(BaseModel):
+class JobBase(BaseModel):
     id: uuid.UUID
     name: str
     status: str
     created_at: datetime
     finished_at: datetime | None
+
+
+class JobOut(JobBase):
     cancel_requested: bool
     epoch_budgets: list[int]
     spec: dict[str, Any]
@@ -59,12 +62,7 @@ class JobOut(BaseModel):
         )
 
 
-class JobSummary(BaseModel):
-    id: uuid.UUID
-    name: str
-    status: str
-    created_at: datetime
-    finished_at: datetime | None
+class JobSummary(JobBase):
     runs: int
     runs_by_status: dict[str, int]
 

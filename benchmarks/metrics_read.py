@@ -14,13 +14,13 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.app import create_app  # noqa: E402
-from core.db import make_engine, make_session_factory  # noqa: E402
-from core.records import EpochRecord  # noqa: E402
-from core.settings import Settings  # noqa: E402
-from core.stream import MetricsStream, make_redis, metrics_key  # noqa: E402
-from tests.conftest import REDIS_URL, create_database, drop_database, migrate  # noqa: E402
-from worker.service import WorkerContext, store_record  # noqa: E402
+from api.app import create_app
+from core.db import make_engine, make_session_factory
+from core.records import EpochRecord
+from core.settings import Settings
+from core.stream import MetricsStream, make_redis, metrics_key
+from tests.conftest import REDIS_URL, create_database, drop_database, migrate
+from worker.service import WorkerContext, store_record
 
 RUNS, EPOCHS, PAGE, REPEATS = 4, 250, 100, 20
 
@@ -40,8 +40,11 @@ def poll_all(client: TestClient, job_id: str) -> list[float]:
 def cold_start_seconds() -> float:
     code = "import time; t = time.perf_counter(); import api.app; print(time.perf_counter() - t)"
     runs = [
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True).stdout)
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
         for _ in range(5)
     ]
     return statistics.median(runs)
@@ -54,18 +57,33 @@ def main() -> None:
     settings = Settings(database_url=url, redis_url=REDIS_URL, task_queue="optarena.bench")
     redis_client = make_redis(REDIS_URL)
     stream = MetricsStream(redis_client, maxlen=100_000, ttl_seconds=600)
-    ctx = WorkerContext(settings=settings, sessions=make_session_factory(make_engine(url)), stream=stream)
+    ctx = WorkerContext(
+        settings=settings, sessions=make_session_factory(make_engine(url)), stream=stream
+    )
     try:
         with TestClient(create_app(settings)) as client:
-            job = client.post("/jobs", json={"optimizers": ["sgd", "adam", "rmsprop", "nadam"],
-                                             "epochs": EPOCHS}).json()
+            job = client.post(
+                "/jobs", json={"optimizers": ["sgd", "adam", "rmsprop", "nadam"], "epochs": EPOCHS}
+            ).json()
             job_id = uuid.UUID(job["id"])
             for epoch in range(1, EPOCHS + 1):
                 for run in job["runs"]:
-                    store_record(job_id, EpochRecord(
-                        run_id=uuid.UUID(run["id"]), epoch=epoch, loss=1.0 / epoch, accuracy=0.9,
-                        val_loss=1.0, val_accuracy=0.8, learning_rate=0.001, epoch_seconds=0.1,
-                        examples_seen=epoch * 1000, time=datetime.now(UTC)), ctx)
+                    store_record(
+                        job_id,
+                        EpochRecord(
+                            run_id=uuid.UUID(run["id"]),
+                            epoch=epoch,
+                            loss=1.0 / epoch,
+                            accuracy=0.9,
+                            val_loss=1.0,
+                            val_accuracy=0.8,
+                            learning_rate=0.001,
+                            epoch_seconds=0.1,
+                            examples_seen=epoch * 1000,
+                            time=datetime.now(UTC),
+                        ),
+                        ctx,
+                    )
             live = [t for _ in range(REPEATS) for t in poll_all(client, job["id"])]
             redis_client.delete(metrics_key(job_id))
             history = [t for _ in range(REPEATS) for t in poll_all(client, job["id"])]

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, selectinload
 
 from core.expand import RunSpec
-from core.models import FINISHED_RUN, EpochMetric, Job, JobStatus, Run, RunStatus
+from core.models import FINISHED_JOB, FINISHED_RUN, EpochMetric, Job, JobStatus, Run, RunStatus
 from core.records import EpochRecord, SequencedRecord
 
 
@@ -87,7 +87,7 @@ class JobRepository:
             return None
         statuses = list(self.session.scalars(select(Run.status).where(Run.job_id == job_id)))
         job.status = job_status_of(statuses, cancel_requested=job.cancel_requested_at is not None)
-        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+        if job.status in FINISHED_JOB:
             job.finished_at = job.finished_at or _now()
         return job
 

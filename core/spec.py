@@ -8,7 +8,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     field_validator,
     model_serializer,
     model_validator,
@@ -23,7 +22,7 @@ from core.optimizers import (
     resolve_arguments,
 )
 
-METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+Metric = Literal["val_accuracy", "val_loss", "accuracy", "loss"]
 LOWER_IS_BETTER = frozenset({"loss", "val_loss"})
 
 
@@ -177,8 +176,6 @@ class OptimizerSpec(BaseModel):
 
 
 # ---------------------------------------------------------------- datasets
-
-ImageShape = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
@@ -344,7 +341,7 @@ def check_model_fits(model: MlpSpec | CnnSpec | LayersSpec, input_shape: tuple[i
 class TargetSpec(Strict):
     """A value of a metric to reach: the comparison reports epochs and seconds to it."""
 
-    metric: Literal["loss", "accuracy", "val_loss", "val_accuracy"] = "val_accuracy"
+    metric: Metric = "val_accuracy"
     value: float
 
 
@@ -401,8 +398,6 @@ class JobSpec(Strict):
         default=True, description="Record epoch 0: the metrics of the initial weights."
     )
     target: TargetSpec | None = None
-
-    _labels: list[str] = PrivateAttr(default_factory=list)
 
     @field_validator("batch_size", "epochs", "seeds", mode="before")
     @classmethod

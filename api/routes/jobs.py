@@ -2,10 +2,11 @@
 
 import logging
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.orm import Session
 
 from api.deps import QueueDep, SessionDep, SettingsDep, StreamDep
 from api.schemas import JobOut, JobPage, JobSummary, MetricItem, MetricsPage
@@ -14,7 +15,7 @@ from core.expand import expand_job
 from core.models import FINISHED_JOB, Job
 from core.records import SequencedRecord
 from core.repositories import EpochRepository, JobRepository, RunRepository
-from core.spec import JOB_EXAMPLE, JobSpec, Limits, check_limits
+from core.spec import JOB_EXAMPLE, JobSpec, Limits, Metric, check_limits
 from core.stream import MetricsStream
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def submit_job(
     return _job_out(session, job_id)
 
 
-def _job_out(session: SessionDep, job_id: uuid.UUID) -> JobOut:
+def _job_out(session: Session, job_id: uuid.UUID) -> JobOut:
     session.expire_all()
     job = JobRepository(session).get(job_id, with_runs=True)
     if job is None:
@@ -124,7 +125,7 @@ def get_job(job_id: uuid.UUID, session: SessionDep) -> JobOut:
 
 
 def _read_records(
-    job: Job, session: SessionDep, stream: MetricsStream, *, cursor: int, limit: int
+    job: Job, session: Session, stream: MetricsStream, *, cursor: int, limit: int
 ) -> list[SequencedRecord]:
     if cursor >= job.metrics_seq:
         return []
@@ -174,7 +175,7 @@ def get_metrics(
 def get_comparison(
     job_id: uuid.UUID,
     session: SessionDep,
-    metric: Literal["val_accuracy", "val_loss", "accuracy", "loss"] = "val_accuracy",
+    metric: Metric = "val_accuracy",
     epochs: Annotated[
         int | None, Query(ge=1, description="Cut every run at this epoch budget.")
     ] = None,

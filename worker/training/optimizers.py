@@ -23,5 +23,8 @@ def build_optimizer(config: dict[str, Any]) -> keras.optimizers.Optimizer:
 
 
 def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
-    """The learning rate in force now (a schedule evaluated at the current step)."""
-    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    """The learning rate in force now (a schedule evaluated at the current step).
+
+    Rounded to float32's 7 significant digits, so 0.01 reads 0.01 and not 0.00999999977.
+    """
+    return float(f"{float(keras.ops.convert_to_numpy(optimizer.learning_rate)):.7g}")
