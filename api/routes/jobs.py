@@ -230,10 +230,12 @@ def cancel_job(
     if job.status in FINISHED_JOB:
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} already ended: {job.status}")
     jobs.request_cancel(job)
-    jobs.settle(job_id)
+    ended = jobs.settle(job_id) is not None and job.status in FINISHED_JOB
     session.commit()
     try:
         stream.request_cancel(job_id, ttl_seconds=settings.max_run_seconds)
+        if ended:
+            stream.expire_after_job(job_id)
     except Exception as error:  # Workers also read the request from the job row.
         log.warning("cancel flag for job %s not set in Redis: %s", job_id, error)
     return _job_out(session, job_id)

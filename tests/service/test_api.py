@@ -221,7 +221,7 @@ def test_comparison_ranks_stored_runs_and_reports_target(
 
 
 def test_cancel_of_a_queued_job_cancels_every_run_at_once(
-    client: TestClient, stream: MetricsStream
+    client: TestClient, stream: MetricsStream, redis_client: redis.Redis, test_settings: Settings
 ) -> None:
     job = submit(client, CLASSIC)
     response = client.post(f"/jobs/{job['id']}/cancel")
@@ -230,6 +230,8 @@ def test_cancel_of_a_queued_job_cancels_every_run_at_once(
     assert cancelled["status"] == "cancelled" and cancelled["cancel_requested"]
     assert {r["status"] for r in cancelled["runs"]} == {"cancelled"}
     assert stream.cancel_requested(uuid.UUID(job["id"]))
+    flag_ttl = redis_client.ttl(f"jobs:{job['id']}:cancel")
+    assert 0 < flag_ttl <= test_settings.stream_ttl_seconds  # the job ended: its keys expire
     assert client.post(f"/jobs/{job['id']}/cancel").status_code == 409
 
 
