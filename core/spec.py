@@ -320,15 +320,11 @@ def check_model_fits(model: MlpSpec | CnnSpec | LayersSpec, input_shape: tuple[i
             if isinstance(layer, Conv2DLayer | MaxPool2DLayer):
                 if not spatial:
                     raise ValueError(f"layers[{i}] ({layer.type}) needs image input here")
-                shrink = (
-                    layer.pool_size
-                    if isinstance(layer, MaxPool2DLayer)
-                    else (layer.kernel_size - 1 if layer.padding == "valid" else 0)
-                )
                 if isinstance(layer, MaxPool2DLayer):
-                    height, width = height // shrink, width // shrink
-                else:
-                    height, width = height - shrink, width - shrink
+                    height, width = height // layer.pool_size, width // layer.pool_size
+                elif layer.padding == "valid":
+                    cut = layer.kernel_size - 1
+                    height, width = height - cut, width - cut
                 if height < 1 or width < 1:
                     raise ValueError(f"layers[{i}] ({layer.type}) shrinks the image below 1 pixel")
             elif isinstance(layer, FlattenLayer):
