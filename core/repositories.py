@@ -22,12 +22,14 @@ class JobRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def create(self, *, name: str, spec: dict[str, Any], runs: Sequence[RunSpec]) -> Job:
-        """A queued job and its queued runs."""
+    def create(
+        self, *, name: str, spec: dict[str, Any], runs: Sequence[RunSpec]
+    ) -> tuple[Job, list[uuid.UUID]]:
+        """A queued job and its queued runs; the job and the runs' ids in sweep order."""
         job = Job(id=uuid.uuid4(), name=name, spec=spec, status=JobStatus.QUEUED)
         self.session.add(job)
         self.session.flush()
-        self.session.add_all(
+        rows = [
             Run(
                 id=uuid.uuid4(),
                 job_id=job.id,
@@ -41,9 +43,10 @@ class JobRepository:
                 status=RunStatus.QUEUED,
             )
             for r in runs
-        )
+        ]
+        self.session.add_all(rows)
         self.session.flush()
-        return job
+        return job, [row.id for row in rows]
 
     def get(self, job_id: uuid.UUID, *, with_runs: bool = False, lock: bool = False) -> Job | None:
         query = select(Job).where(Job.id == job_id)

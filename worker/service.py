@@ -44,9 +44,9 @@ def execute_run(run_id: uuid.UUID, ctx: WorkerContext) -> str:
             RunRepository(session).finish(
                 run_id, status=RunStatus.CANCELLED, error="cancelled before it started"
             )
-        jobs.settle(job_id)
-        if job.cancel_requested_at is not None:
+            jobs.settle(job_id)
             return "cancelled"
+        jobs.settle(job_id)
         spec = JobSpec.model_validate(job.spec)
         plan_args: dict[str, Any] = {
             "optimizer": run.optimizer,

@@ -81,10 +81,11 @@ def submit_job(
         )
     runs = expand_job(spec)
     jobs = JobRepository(session)
-    job = jobs.create(name=spec.display_name(), spec=spec.model_dump(mode="json"), runs=runs)
+    job, run_ids = jobs.create(
+        name=spec.display_name(), spec=spec.model_dump(mode="json"), runs=runs
+    )
     session.commit()
     job_id = job.id
-    run_ids = [run.id for run in RunRepository(session).for_job(job_id)]
     try:
         queue.enqueue(run_ids)
     except Exception as error:

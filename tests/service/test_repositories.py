@@ -16,10 +16,10 @@ def make_job(
 ) -> tuple[uuid.UUID, list[uuid.UUID]]:
     spec = JobSpec.model_validate({"optimizers": optimizers or ["sgd", "adam"]})
     with transaction(sessions) as session:
-        job = JobRepository(session).create(
+        job, runs = JobRepository(session).create(
             name="t", spec=spec.model_dump(mode="json"), runs=expand_job(spec)
         )
-        runs = [r.id for r in RunRepository(session).for_job(job.id)]
+        assert runs == [r.id for r in RunRepository(session).for_job(job.id)]
         return job.id, runs
 
 
