@@ -3,12 +3,15 @@
 from dataclasses import dataclass
 from typing import Any
 
-from core.spec import JobSpec
+from core.spec import JobSpec, RaceSpec
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run: one optimizer at one batch size and seed, trained to the largest budget."""
+    """One run: one optimizer at one batch size and seed, trained to the largest budget.
+
+    In a race a run is one optimizer's trajectory: `epochs` counts its steps.
+    """
 
     index: int
     arm: int
@@ -19,7 +22,7 @@ class RunSpec:
     seed: int
 
 
-def expand_job(spec: JobSpec) -> list[RunSpec]:
+def expand_job(spec: JobSpec | RaceSpec) -> list[RunSpec]:
     """Every optimizer x batch size x seed; epoch budgets share one run to the largest.
 
     Runs are ordered seed first, so the arms of one seed finish close together and a

@@ -138,3 +138,6 @@ class EpochMetric(Base):
     epoch_seconds: Mapped[float] = mapped_column(Double)
     examples_seen: Mapped[int] = mapped_column(BigInteger)
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    steps: Mapped[int | None] = mapped_column(BigInteger)
+    x: Mapped[float | None] = mapped_column(Double)
+    y: Mapped[float | None] = mapped_column(Double)

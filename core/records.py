@@ -9,7 +9,10 @@ from pydantic import BaseModel, ConfigDict
 
 
 class EpochRecord(BaseModel):
-    """Metrics at the end of an epoch (epoch 0: before training)."""
+    """Metrics at the end of an epoch (epoch 0: before training).
+
+    In a race a record is one step: `epoch` is the step, `loss` is f(x, y) and x, y are set.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -23,6 +26,9 @@ class EpochRecord(BaseModel):
     epoch_seconds: float
     examples_seen: int
     time: datetime
+    steps: int | None = None  # optimizer steps taken so far
+    x: float | None = None
+    y: float | None = None
 
     def metric(self, name: str) -> float | None:
         value: Any = getattr(self, name)

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, selectinload
 
@@ -180,31 +180,55 @@ class EpochRepository:
         self.session = session
 
     def add(self, *, job_id: uuid.UUID, record: EpochRecord) -> int | None:
-        """Store a record under the job's next sequence number; None if the epoch is stored.
+        """Store a record under the job's next sequence number; None if the epoch is stored."""
+        stored = self.add_many(job_id=job_id, records=[record])
+        return stored[0].seq if stored else None
 
-        Taking the number locks the job row until commit, so numbers are committed in order
-        and without gaps: a reader that saw n has seen every record up to n.
+    def add_many(
+        self, *, job_id: uuid.UUID, records: Sequence[EpochRecord]
+    ) -> list[SequencedRecord]:
+        """Store records under the job's next sequence numbers; those stored, numbered.
+
+        The job row is locked first, so numbers are committed in order and without gaps: a
+        reader that saw n has seen every record up to n. Epochs already stored (a retried
+        epoch) are skipped under that lock and take no number.
         """
-        seq = self.session.scalar(
+        locked = self.session.scalar(select(Job.id).where(Job.id == job_id).with_for_update())
+        if locked is None:
+            raise LookupError(f"job {job_id} does not exist")
+        wanted = {(r.run_id, r.epoch) for r in records}
+        stored = set(
+            self.session.execute(
+                select(EpochMetric.run_id, EpochMetric.epoch).where(
+                    EpochMetric.job_id == job_id,
+                    tuple_(EpochMetric.run_id, EpochMetric.epoch).in_(wanted),
+                )
+            ).tuples()
+        )
+        new: list[EpochRecord] = []
+        for record in records:
+            key = (record.run_id, record.epoch)
+            if key not in stored:
+                stored.add(key)
+                new.append(record)
+        if not new:
+            return []
+        last = self.session.scalar(
             update(Job)
             .where(Job.id == job_id)
-            .values(metrics_seq=Job.metrics_seq + 1)
+            .values(metrics_seq=Job.metrics_seq + len(new))
             .returning(Job.metrics_seq)
         )
-        if seq is None:
-            raise LookupError(f"job {job_id} does not exist")
-        inserted = self.session.scalar(
-            insert(EpochMetric)
-            .values(job_id=job_id, seq=seq, **record.model_dump())
-            .on_conflict_do_nothing(index_elements=["run_id", "epoch"])
-            .returning(EpochMetric.seq)
+        assert last is not None
+        first = last - len(new) + 1
+        self.session.execute(
+            insert(EpochMetric),
+            [
+                {"job_id": job_id, "seq": first + i, **record.model_dump()}
+                for i, record in enumerate(new)
+            ],
         )
-        if inserted is None:
-            # A retried epoch: give the number back so the sequence stays without gaps.
-            self.session.execute(
-                update(Job).where(Job.id == job_id).values(metrics_seq=Job.metrics_seq - 1)
-            )
-        return inserted
+        return [SequencedRecord(seq=first + i, record=r) for i, r in enumerate(new)]
 
     def after(self, job_id: uuid.UUID, *, cursor: int, limit: int) -> list[SequencedRecord]:
         rows = self.session.scalars(
@@ -242,5 +266,8 @@ def _sequenced(row: EpochMetric) -> SequencedRecord:
             epoch_seconds=row.epoch_seconds,
             examples_seen=row.examples_seen,
             time=row.time,
+            steps=row.steps,
+            x=row.x,
+            y=row.y,
         ),
     )

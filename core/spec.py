@@ -1,18 +1,23 @@
 """The job contract: what a client may ask for, validated without Keras."""
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
+    TypeAdapter,
     field_validator,
     model_serializer,
     model_validator,
 )
 
+from core.objectives import OBJECTIVES, ObjectiveName
 from core.optimizers import (
     CLIP_ARGUMENTS,
     OPTIMIZER_PARAMS,
@@ -341,6 +346,26 @@ class TargetSpec(Strict):
     value: float
 
 
+def _check_labels(optimizers: list[OptimizerSpec]) -> None:
+    labels = [o.label for o in optimizers if o.label]
+    for label in labels:
+        if labels.count(label) > 1:
+            raise ValueError(f"optimizers: the label {label!r} is used twice")
+
+
+def _arm_labels(optimizers: list[OptimizerSpec]) -> list[str]:
+    """One distinct label per optimizer: the given one, else a description."""
+    labels: list[str] = []
+    for opt in optimizers:
+        base = opt.label or describe_optimizer(opt.config)
+        label, n = base, 1
+        while label in labels:
+            n += 1
+            label = f"{base} #{n}"
+        labels.append(label)
+    return labels
+
+
 def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
 
@@ -374,6 +399,7 @@ class JobSpec(Strict):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [JOB_EXAMPLE]})
 
+    kind: Literal["train"] = "train"
     name: str | None = Field(default=None, max_length=200)
     dataset: DatasetSpec = Field(default_factory=lambda: NamedDatasetSpec(name="digits"))
     model: ModelSpec = Field(default_factory=lambda: MlpSpec(preset="mlp"))
@@ -416,10 +442,7 @@ class JobSpec(Strict):
             check_model_fits(self.model, self.dataset.info().input_shape)
         except ValueError as error:
             raise ValueError(f"model: {error} (dataset {self.dataset.name!r})") from error
-        labels = [o.label for o in self.optimizers if o.label]
-        for label in labels:
-            if labels.count(label) > 1:
-                raise ValueError(f"optimizers: the label {label!r} is used twice")
+        _check_labels(self.optimizers)
         return self
 
     @property
@@ -427,19 +450,114 @@ class JobSpec(Strict):
         return max(self.epochs)
 
     def arm_labels(self) -> list[str]:
-        """One distinct label per optimizer: the given one, else a description."""
-        labels: list[str] = []
-        for opt in self.optimizers:
-            base = opt.label or describe_optimizer(opt.config)
-            label, n = base, 1
-            while label in labels:
-                n += 1
-                label = f"{base} #{n}"
-            labels.append(label)
-        return labels
+        return _arm_labels(self.optimizers)
 
     def display_name(self) -> str:
         return self.name or " vs ".join(dict.fromkeys(o.name for o in self.optimizers))
+
+
+# ---------------------------------------------------------------- the 2-D race
+
+
+class ObjectiveSpec(Strict):
+    """A test function of (x, y) and where the optimizers start."""
+
+    function: ObjectiveName
+    start: tuple[float, float] | None = Field(
+        default=None, description="Defaults to the function's customary start."
+    )
+
+    @field_validator("start")
+    @classmethod
+    def _finite(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not all(math.isfinite(v) and abs(v) <= 1e6 for v in value):
+            raise ValueError("start must be two finite numbers within +-1e6")
+        return value
+
+    @property
+    def start_point(self) -> tuple[float, float]:
+        return self.start or OBJECTIVES[self.function].start
+
+
+RACE_EXAMPLE: dict[str, Any] = {
+    "name": "rosenbrock-race",
+    "objective": {"function": "rosenbrock", "start": [-1.5, 2.0]},
+    "optimizers": [
+        {"name": "sgd", "learning_rate": 0.0005},
+        {"name": "sgd", "label": "momentum", "learning_rate": 0.0005, "momentum": 0.9},
+        {"name": "rmsprop", "learning_rate": 0.01},
+        {"name": "adam", "learning_rate": 0.05},
+    ],
+    "steps": 500,
+}
+
+
+class RaceSpec(Strict):
+    """The optimizers step the two variables of a test function from one start: a race."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [RACE_EXAMPLE]})
+
+    kind: Literal["race"] = "race"
+    name: str | None = Field(default=None, max_length=200)
+    objective: ObjectiveSpec
+    optimizers: list[OptimizerSpec] = Field(min_length=1, max_length=64)
+    steps: int = Field(default=500, ge=1, le=100_000, description="Optimizer steps per run.")
+    tolerance: float = Field(
+        default=0.01,
+        gt=0.0,
+        description="A run has arrived when it is this close to a minimum. The saddle has "
+        "no minimum: there a run has arrived when it escaped, f(x, y) < -1.",
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "RaceSpec":
+        _check_labels(self.optimizers)
+        return self
+
+    @property
+    def max_epochs(self) -> int:
+        return self.steps
+
+    @property
+    def seeds(self) -> list[int]:
+        return [0]
+
+    @property
+    def batch_size(self) -> list[int]:
+        return [1]
+
+    def arm_labels(self) -> list[str]:
+        return _arm_labels(self.optimizers)
+
+    def display_name(self) -> str:
+        names = " vs ".join(dict.fromkeys(o.name for o in self.optimizers))
+        return self.name or f"{self.objective.function}: {names}"
+
+
+def _job_kind(data: Any) -> str:
+    if isinstance(data, dict):
+        kind = data.get("kind")
+        if kind is None:
+            return "race" if "objective" in data else "train"
+        return str(kind)
+    return str(getattr(data, "kind", "train"))
+
+
+JOB_KINDS = ("train", "race")
+AnyJobSpec = Annotated[
+    Annotated[JobSpec, Tag("train")] | Annotated[RaceSpec, Tag("race")],
+    Discriminator(
+        _job_kind,
+        custom_error_type="job_kind",
+        custom_error_message="kind must be 'train' (the default) or 'race'",
+    ),
+]
+_ANY_JOB: TypeAdapter[JobSpec | RaceSpec] = TypeAdapter(AnyJobSpec)
+
+
+def parse_job(data: Any) -> JobSpec | RaceSpec:
+    """A stored or submitted job of either kind."""
+    return _ANY_JOB.validate_python(data)
 
 
 @dataclass(frozen=True)
@@ -449,10 +567,12 @@ class Limits:
     max_batch_size: int
 
 
-def check_limits(spec: JobSpec, limits: Limits) -> list[tuple[tuple[str | int, ...], str]]:
+def check_limits(
+    spec: JobSpec | RaceSpec, limits: Limits
+) -> list[tuple[tuple[str | int, ...], str]]:
     """Where the job exceeds the service's configured limits, as (location, reason) pairs."""
     problems: list[tuple[tuple[str | int, ...], str]] = []
-    if spec.max_epochs > limits.max_epochs:
+    if isinstance(spec, JobSpec) and spec.max_epochs > limits.max_epochs:
         problems.append(
             (
                 ("epochs",),

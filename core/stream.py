@@ -6,6 +6,7 @@ trusts a run of entries that continues its cursor without a gap, and reads Postg
 """
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -47,10 +48,21 @@ class MetricsStream:
 
     def append(self, job_id: uuid.UUID, seq: int, record: EpochRecord, *, live_ttl: int) -> bool:
         """Add the record under its sequence number; False if the stream is already past it."""
+        return self.append_many(job_id, [(seq, record)], live_ttl=live_ttl)
+
+    def append_many(
+        self,
+        job_id: uuid.UUID,
+        entries: Sequence[tuple[int, EpochRecord]],
+        *,
+        live_ttl: int,
+    ) -> bool:
+        """Add records under their sequence numbers in one round trip; False if one was late."""
         key = metrics_key(job_id)
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.xadd(key, encode(record), id=f"{seq}-0", maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+            for seq, record in entries:
+                pipe.xadd(key, encode(record), id=f"{seq}-0", maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
             pipe.expire(key, live_ttl)
             pipe.execute()
         except redis.ResponseError:

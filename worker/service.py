@@ -4,6 +4,7 @@ import logging
 import socket
 import traceback
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import transaction
 from core.models import FINISHED_JOB, RunStatus
-from core.records import EpochRecord
+from core.records import EpochRecord, SequencedRecord
 from core.repositories import EpochRepository, JobRepository, RunRepository
 from core.settings import Settings
 from core.spec import JobSpec
@@ -124,21 +125,28 @@ def _fail(run_id: uuid.UUID, reason: str, ctx: WorkerContext) -> str:
 
 
 def store_record(job_id: uuid.UUID, record: EpochRecord, ctx: WorkerContext) -> int | None:
+    """Store one record (see store_records); its number, or None if it was stored before."""
+    stored = store_records(job_id, [record], ctx)
+    return stored[0].seq if stored else None
+
+
+def store_records(
+    job_id: uuid.UUID, records: Sequence[EpochRecord], ctx: WorkerContext
+) -> list[SequencedRecord]:
     """Postgres first (the record), then the live stream; a retried epoch is stored once."""
     with transaction(ctx.sessions) as session:
-        seq = EpochRepository(session).add(job_id=job_id, record=record)
-    if seq is not None:
+        stored = EpochRepository(session).add_many(job_id=job_id, records=records)
+    if stored:
         try:
-            ctx.stream.append(
+            ctx.stream.append_many(
                 job_id,
-                seq,
-                record,
+                [(s.seq, s.record) for s in stored],
                 live_ttl=ctx.settings.max_run_seconds + ctx.settings.stream_ttl_seconds,
             )
         except redis.RedisError as error:
             # Readers fall back to Postgres when the stream has a gap.
-            log.warning("epoch record %s of job %s not streamed: %s", seq, job_id, error)
-    return seq
+            log.warning("%d records of job %s not streamed: %s", len(stored), job_id, error)
+    return stored
 
 
 def cancel_requested(job_id: uuid.UUID, ctx: WorkerContext) -> bool:

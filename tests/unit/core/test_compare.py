@@ -1,7 +1,7 @@
 import uuid
 from datetime import UTC, datetime
 
-from core.compare import RunFacts, best_of, compare_runs, time_to_target
+from core.compare import RunFacts, best_of, rank_runs, time_to_target
 from core.records import EpochRecord
 
 
@@ -60,20 +60,19 @@ def test_runs_rank_best_first_and_losses_lowest_first() -> None:
             record(adam.id, 3, 0.9, 0.3),
         ],
     }
-    by_acc = compare_runs([sgd, adam], records, metric="val_accuracy", budgets=[3])
-    assert [r.label for r in by_acc.ranking] == ["adam", "sgd"]
-    top = by_acc.ranking[0]
+    by_acc = rank_runs([sgd, adam], records, metric="val_accuracy", budgets=[3])
+    assert [r.label for r in by_acc] == ["adam", "sgd"]
+    top = by_acc[0]
     assert (top.rank, top.best, top.best_epoch, top.final, top.final_epoch) == (1, 0.95, 2, 0.9, 3)
-    assert by_acc.higher_is_better
-    by_loss = compare_runs([sgd, adam], records, metric="val_loss", budgets=[3])
-    assert [r.label for r in by_loss.ranking] == ["adam", "sgd"]
-    assert by_loss.ranking[0].best == 0.2 and not by_loss.higher_is_better
+    by_loss = rank_runs([sgd, adam], records, metric="val_loss", budgets=[3])
+    assert [r.label for r in by_loss] == ["adam", "sgd"]
+    assert by_loss[0].best == 0.2
 
 
 def test_epoch_zero_is_not_a_trained_result() -> None:
     run = facts(0, "sgd", epochs=1)
     records = {run.id: [record(run.id, 0, 0.99), record(run.id, 1, 0.3)]}
-    [row] = compare_runs([run], records, metric="val_accuracy", budgets=[1]).ranking
+    [row] = rank_runs([run], records, metric="val_accuracy", budgets=[1])
     assert row.best == 0.3 and row.best_epoch == 1 and row.seconds == 1.0
 
 
@@ -83,23 +82,25 @@ def test_each_budget_is_reported_and_the_ranking_can_be_cut_at_one() -> None:
         fast.id: [record(fast.id, e, v) for e, v in [(1, 0.7), (2, 0.8), (3, 0.81), (4, 0.82)]],
         slow.id: [record(slow.id, e, v) for e, v in [(1, 0.3), (2, 0.6), (3, 0.85), (4, 0.9)]],
     }
-    full = compare_runs([fast, slow], records, metric="val_accuracy", budgets=[2, 4])
-    assert [r.label for r in full.ranking] == ["slow", "fast"]
-    slow_row = full.ranking[0]
+    full = rank_runs([fast, slow], records, metric="val_accuracy", budgets=[2, 4])
+    assert [r.label for r in full] == ["slow", "fast"]
+    slow_row = full[0]
     assert [(b.epochs, b.best, b.final) for b in slow_row.budgets] == [(2, 0.6, 0.6), (4, 0.9, 0.9)]
-    cut = compare_runs([fast, slow], records, metric="val_accuracy", budgets=[2, 4], at_epochs=2)
-    assert [r.label for r in cut.ranking] == ["fast", "slow"] and cut.ranking[0].final_epoch == 2
+    cut = rank_runs([fast, slow], records, metric="val_accuracy", budgets=[2, 4], at_epochs=2)
+    assert [r.label for r in cut] == ["fast", "slow"] and cut[0].final_epoch == 2
 
 
-def test_time_to_target_counts_epochs_seconds_and_examples() -> None:
+def test_time_to_target_counts_epochs_steps_seconds_and_examples() -> None:
     run_id = uuid.uuid4()
     records = [
         record(run_id, e, v, seconds=2.0) for e, v in [(0, 0.1), (1, 0.5), (2, 0.91), (3, 0.95)]
     ]
-    reached = time_to_target(records, "val_accuracy", 0.9, higher=True)
-    assert (reached.reached, reached.epochs, reached.seconds, reached.examples) == (
+    reached = time_to_target(records, "val_accuracy", 0.9, higher=True, batch_size=32)
+    # 100 examples an epoch at batch size 32 is 4 steps an epoch (the last one short).
+    assert (reached.reached, reached.epochs, reached.steps, reached.seconds, reached.examples) == (
         True,
         2,
+        8,
         4.0,
         200,
     )
@@ -111,9 +112,7 @@ def test_runs_without_values_rank_last_and_keep_their_reason() -> None:
     ok, failed = facts(0, "ok"), facts(1, "broken", status="failed")
     failed = RunFacts(**{**failed.__dict__, "error": "dataset 'mnist' is not in the cache"})
     records = {ok.id: [record(ok.id, 1, 0.2)], failed.id: []}
-    ranking = compare_runs(
-        [failed, ok], records, metric="val_accuracy", budgets=[3], target=0.5
-    ).ranking
+    ranking = rank_runs([failed, ok], records, metric="val_accuracy", budgets=[3], target=0.5)
     assert [r.label for r in ranking] == ["ok", "broken"]
     assert ranking[1].best is None and ranking[1].error is not None
     assert ranking[0].target is not None and not ranking[0].target.reached
