@@ -9,9 +9,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.queue import RunQueue
-from api.routes import health, jobs
+from api.routes import comparisons, health, jobs
 from core.db import make_engine, make_session_factory
 from core.settings import Settings, get_settings
+from core.spec import JOB_KINDS
 from core.stream import MetricsStream, make_redis
 
 DESCRIPTION = """
@@ -27,13 +28,21 @@ def _field(loc: Any) -> str:
     return ".".join(parts) or "body"
 
 
+def _location(loc: Any) -> list[Any]:
+    """The field's path; the job kind pydantic puts after "body" is not part of it."""
+    parts = list(loc)
+    if len(parts) > 1 and parts[0] == "body" and parts[1] in JOB_KINDS:
+        del parts[1]
+    return parts
+
+
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     """422 naming each field and the reason, in FastAPI's shape plus one readable line."""
     assert isinstance(error, RequestValidationError)
     detail = []
     for item in error.errors():
         msg = str(item.get("msg", "")).removeprefix("Value error, ")
-        detail.append({"loc": list(item.get("loc", ())), "msg": msg, "type": item.get("type")})
+        detail.append({"loc": _location(item.get("loc", ())), "msg": msg, "type": item.get("type")})
     message = "; ".join(f"{_field(d['loc'])}: {d['msg']}" for d in detail)
     return JSONResponse(status_code=422, content={"message": message, "detail": detail})
 
@@ -65,4 +74,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(comparisons.router)
     return app

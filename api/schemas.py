@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from core.models import Job, Run
 from core.records import EpochRecord
@@ -33,8 +33,13 @@ class RunOut(BaseModel):
         return cls.model_validate(run, from_attributes=True)
 
 
+def _kind(job: Job) -> str:
+    return str(job.spec.get("kind", "train"))
+
+
 class JobBase(BaseModel):
     id: uuid.UUID
+    kind: str = Field(description="train: a training comparison; race: the 2-D optimizer race.")
     name: str
     status: str
     created_at: datetime
@@ -43,7 +48,7 @@ class JobBase(BaseModel):
 
 class JobOut(JobBase):
     cancel_requested: bool
-    epoch_budgets: list[int]
+    epoch_budgets: list[int] = Field(description="Epoch budgets; for a race, its steps.")
     spec: dict[str, Any]
     runs: list[RunOut]
 
@@ -51,12 +56,13 @@ class JobOut(JobBase):
     def of(cls, job: Job) -> "JobOut":
         return cls(
             id=job.id,
+            kind=_kind(job),
             name=job.name,
             status=job.status.value,
             created_at=job.created_at,
             finished_at=job.finished_at,
             cancel_requested=job.cancel_requested_at is not None,
-            epoch_budgets=job.spec["epochs"],
+            epoch_budgets=job.spec["epochs"] if "epochs" in job.spec else [job.spec["steps"]],
             spec=job.spec,
             runs=[RunOut.of(run) for run in job.runs],
         )
@@ -73,6 +79,7 @@ class JobSummary(JobBase):
             counts[run.status.value] = counts.get(run.status.value, 0) + 1
         return cls(
             id=job.id,
+            kind=_kind(job),
             name=job.name,
             status=job.status.value,
             created_at=job.created_at,

@@ -505,6 +505,8 @@ def _arms(runs: Sequence[RunFacts], cuts: Sequence[Cut]) -> list[_Arm]:
             )
             if all(r.seed != run.seed for r in arm.runs):
                 arm.runs.append(run)
+    for arm in arms.values():
+        arm.runs.sort(key=lambda r: r.seed)
     return list(arms.values())
 
 

@@ -16,7 +16,7 @@ from core.models import FINISHED_JOB, RunStatus
 from core.records import EpochRecord, SequencedRecord
 from core.repositories import EpochRepository, JobRepository, RunRepository
 from core.settings import Settings
-from core.spec import JobSpec
+from core.spec import JobSpec, RaceSpec, parse_job
 from core.stream import MetricsStream
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def execute_run(run_id: uuid.UUID, ctx: WorkerContext) -> str:
             jobs.settle(job_id)
             return "cancelled"
         jobs.settle(job_id)
-        spec = JobSpec.model_validate(job.spec)
+        spec = parse_job(job.spec)
         plan_args: dict[str, Any] = {
             "optimizer": run.optimizer,
             "batch_size": run.batch_size,
@@ -65,7 +65,7 @@ def execute_run(run_id: uuid.UUID, ctx: WorkerContext) -> str:
 def _train(
     run_id: uuid.UUID,
     job_id: uuid.UUID,
-    spec: JobSpec,
+    spec: JobSpec | RaceSpec,
     plan_args: dict[str, Any],
     ctx: WorkerContext,
 ) -> str:
@@ -74,23 +74,38 @@ def _train(
     from worker.training.datasets import DatasetUnavailable
 
     configure(ctx.settings)
-    from worker.training.run import TrainingHooks, TrainingPlan, train
+    from worker.training.race import RacePlan, race
+    from worker.training.run import TrainingHooks, TrainingOutcome, TrainingPlan, train
 
-    plan = TrainingPlan(
-        run_id=run_id,
-        dataset=spec.dataset,
-        model=spec.model,
-        evaluate_initial=spec.evaluate_initial,
-        **plan_args,
-    )
     hooks = TrainingHooks(
         on_start=lambda sha, env: _record_start(run_id, sha, env, ctx),
         on_record=lambda record: store_record(job_id, record, ctx),
+        on_records=lambda records: store_records(job_id, records, ctx),
         cancel_requested=lambda: cancel_requested(job_id, ctx),
         poll_seconds=ctx.settings.cancel_poll_seconds,
     )
     try:
-        outcome = train(plan, cache_dir=ctx.settings.dataset_cache_dir, hooks=hooks)
+        outcome: TrainingOutcome
+        if isinstance(spec, RaceSpec):
+            outcome = race(
+                RacePlan(
+                    run_id=run_id,
+                    function=spec.objective.function,
+                    start=spec.objective.start_point,
+                    optimizer=plan_args["optimizer"],
+                    steps=plan_args["epochs"],
+                ),
+                hooks=hooks,
+            )
+        else:
+            plan = TrainingPlan(
+                run_id=run_id,
+                dataset=spec.dataset,
+                model=spec.model,
+                evaluate_initial=spec.evaluate_initial,
+                **plan_args,
+            )
+            outcome = train(plan, cache_dir=ctx.settings.dataset_cache_dir, hooks=hooks)
     except DatasetUnavailable as error:
         return _fail(run_id, str(error), ctx)
     except Exception as error:
@@ -99,9 +114,14 @@ def _train(
     status = RunStatus(outcome.status)
     reason = None
     if status is RunStatus.DIVERGED:
-        reason = f"loss became NaN or infinite in epoch {outcome.diverged_epoch}"
+        reason = (
+            f"left the plane (|x| or |y| beyond 1e6) at step {outcome.diverged_epoch}"
+            if isinstance(spec, RaceSpec)
+            else f"loss became NaN or infinite in epoch {outcome.diverged_epoch}"
+        )
     elif status is RunStatus.CANCELLED:
-        reason = f"cancelled while running, after epoch {outcome.epochs_completed}"
+        what = "step" if isinstance(spec, RaceSpec) else "epoch"
+        reason = f"cancelled while running, after {what} {outcome.epochs_completed}"
     with transaction(ctx.sessions) as session:
         RunRepository(session).finish(
             run_id,

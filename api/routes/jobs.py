@@ -1,21 +1,32 @@
 """/jobs: submit, list, read, poll metrics, compare, cancel."""
 
+import csv
+import io
 import logging
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Query, status
+from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 
+from api.comparisons import ComparisonError, compare_job
 from api.deps import QueueDep, SessionDep, SettingsDep, StreamDep
 from api.schemas import JobOut, JobPage, JobSummary, MetricItem, MetricsPage
-from core.compare import Comparison, RunFacts, compare_runs
+from core.compare import Comparison, RaceComparison, RankBy, TestName
 from core.expand import expand_job
 from core.models import FINISHED_JOB, Job
 from core.records import SequencedRecord
 from core.repositories import EpochRepository, JobRepository, RunRepository
-from core.spec import JOB_EXAMPLE, JobSpec, Limits, Metric, check_limits
+from core.spec import (
+    JOB_EXAMPLE,
+    RACE_EXAMPLE,
+    AnyJobSpec,
+    Limits,
+    Metric,
+    check_limits,
+    parse_job,
+)
 from core.stream import MetricsStream
 
 log = logging.getLogger(__name__)
@@ -42,6 +53,17 @@ EXAMPLES: dict[str, Any] = {
             "epochs": [5, 10, 20],
         },
     },
+    "seeds": {
+        "summary": "A paired experiment: three optimizers over five seeds",
+        "value": {
+            "dataset": {"name": "digits"},
+            "optimizers": ["sgd", "adam", "rmsprop"],
+            "epochs": [5, 10],
+            "seeds": [0, 1, 2, 3, 4],
+            "target": {"metric": "val_accuracy", "value": 0.9},
+        },
+    },
+    "race": {"summary": "The 2-D optimizer race on Rosenbrock", "value": RACE_EXAMPLE},
     "full": {"summary": "Every field of the contract", "value": JOB_EXAMPLE},
     "keras2": {
         "summary": "Keras 2 spelling: lr and decay",
@@ -54,7 +76,7 @@ EXAMPLES: dict[str, Any] = {
     },
 }
 
-JobSpecBody = Annotated[JobSpec, Body(openapi_examples=EXAMPLES)]
+JobSpecBody = Annotated[AnyJobSpec, Body(openapi_examples=EXAMPLES)]
 
 
 def _not_found(job_id: uuid.UUID) -> HTTPException:
@@ -65,7 +87,10 @@ def _not_found(job_id: uuid.UUID) -> HTTPException:
 def submit_job(
     spec: JobSpecBody, session: SessionDep, settings: SettingsDep, queue: QueueDep
 ) -> JobOut:
-    """Queue a comparison: one run per optimizer x batch size x seed."""
+    """Queue a comparison: one run per optimizer x batch size x seed.
+
+    A body with an `objective` is a race: each optimizer steps (x, y) on a test function.
+    """
     limits = Limits(
         max_runs_per_job=settings.max_runs_per_job,
         max_epochs=settings.max_epochs,
@@ -172,51 +197,179 @@ def get_metrics(
     )
 
 
-@router.get("/{job_id}/comparison", response_model=Comparison)
+MetricQuery = Annotated[Metric, Query(description="The metric to rank by (losses: lowest first).")]
+EpochsQuery = Annotated[
+    list[int], Query(description="Read every arm at these epoch budgets (repeat the parameter).")
+]
+BatchQuery = Annotated[list[int], Query(description="Only these batch sizes (repeatable).")]
+CutQuery = Annotated[
+    list[str],
+    Query(
+        description="Arms as BATCHxEPOCHS, such as cut=32x5&cut=128x20: batch 32 read at 5 "
+        "epochs against batch 128 at 20. Instead of epochs and batch_size."
+    ),
+]
+OptimizerQuery = Annotated[
+    list[str], Query(description="Only these arms, by label or optimizer name (repeatable).")
+]
+RankByQuery = Annotated[
+    RankBy, Query(description="Rank by each run's best value within the budget, or its final.")
+]
+TestQuery = Annotated[
+    TestName,
+    Query(description="Paired test between arms over seeds: t (paired t-test) or wilcoxon."),
+]
+TargetQuery = Annotated[
+    float | None,
+    Query(description="Report epochs, steps, examples and seconds to reach this value."),
+]
+
+
+@router.get("/{job_id}/comparison", response_model=Comparison | RaceComparison)
 def get_comparison(
     job_id: uuid.UUID,
     session: SessionDep,
-    metric: Metric = "val_accuracy",
-    epochs: Annotated[
-        int | None, Query(ge=1, description="Cut every run at this epoch budget.")
+    metric: MetricQuery = "val_accuracy",
+    epochs: EpochsQuery = [],  # noqa: B006 (FastAPI copies defaults)
+    batch_size: BatchQuery = [],  # noqa: B006
+    cut: CutQuery = [],  # noqa: B006
+    optimizer: OptimizerQuery = [],  # noqa: B006
+    by: RankByQuery = "best",
+    test: TestQuery = "t",
+    target: TargetQuery = None,
+    tolerance: Annotated[
+        float | None, Query(gt=0, description="Races: distance to a minimum that counts.")
     ] = None,
-    target: Annotated[
-        float | None, Query(description="Report epochs and seconds to reach this value.")
-    ] = None,
-) -> Comparison:
-    """Every run ranked best first by the metric (losses lowest first)."""
+) -> Comparison | RaceComparison:
+    """Arms ranked over their seeds, with paired tests; for a race, trajectories ranked.
+
+    An arm is an optimizer at one batch size, read at one epoch budget. Each arm reports the
+    mean, standard deviation and 95% confidence interval over seeds of its best and final
+    value, the mean curve with its band, the area under the curve, the generalization gap,
+    time to target and which runs diverged or failed. `runs` lists every run on its own.
+    """
     job = JobRepository(session).get(job_id, with_runs=True)
     if job is None:
         raise _not_found(job_id)
-    spec_target = job.spec.get("target") or {}
-    if target is None and spec_target.get("metric") == metric:
-        target = spec_target.get("value")
-    records: dict[uuid.UUID, list[Any]] = {run.id: [] for run in job.runs}
-    for record in EpochRepository(session).for_job(job_id):
-        records[record.run_id].append(record)
-    facts = [
-        RunFacts(
-            id=r.id,
-            index=r.index,
-            label=r.label,
-            optimizer=r.optimizer,
-            batch_size=r.batch_size,
-            epochs=r.epochs,
-            seed=r.seed,
-            status=r.status.value,
-            error=r.error,
-            diverged_epoch=r.diverged_epoch,
+    try:
+        return compare_job(
+            session,
+            job,
+            metric=metric,
+            cuts=cut,
+            epochs=epochs,
+            batch_sizes=batch_size,
+            optimizers=optimizer,
+            ranked_by=by,
+            test=test,
+            target=target,
+            tolerance=tolerance,
         )
-        for r in job.runs
-    ]
-    return compare_runs(
-        facts,
-        records,
-        metric=metric,
-        budgets=job.spec["epochs"],
-        at_epochs=epochs,
-        target=target,
+    except ComparisonError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+
+
+EXPORT_COLUMNS = (
+    "job_id",
+    "run_id",
+    "run_index",
+    "label",
+    "optimizer",
+    "batch_size",
+    "seed",
+    "status",
+    "epoch",
+    "steps",
+    "examples_seen",
+    "epoch_seconds",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "learning_rate",
+    "x",
+    "y",
+)
+
+
+@router.get(
+    "/{job_id}/export.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "One row per run and epoch."}},
+)
+def export_csv(job_id: uuid.UUID, session: SessionDep) -> Response:
+    """Every epoch record (every step, for a race) with its run: for spreadsheets and pandas."""
+    job = JobRepository(session).get(job_id, with_runs=True)
+    if job is None:
+        raise _not_found(job_id)
+    runs = {r.id: r for r in job.runs}
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    records = sorted(
+        EpochRepository(session).for_job(job_id), key=lambda r: (runs[r.run_id].index, r.epoch)
     )
+    for record in records:
+        run = runs[record.run_id]
+        writer.writerow(
+            [
+                job.id,
+                run.id,
+                run.index,
+                run.label,
+                run.optimizer["name"],
+                run.batch_size,
+                run.seed,
+                run.status.value,
+                record.epoch,
+                record.steps,
+                record.examples_seen,
+                record.epoch_seconds,
+                *(
+                    "" if v is None else repr(v)
+                    for v in (
+                        record.loss,
+                        record.accuracy,
+                        record.val_loss,
+                        record.val_accuracy,
+                        record.learning_rate,
+                        record.x,
+                        record.y,
+                    )
+                ),
+            ]
+        )
+    filename = f"optarena-{job.id}.csv"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv",
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/{job_id}/plot.{fmt}",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}},
+)
+def plot(
+    job_id: uuid.UUID,
+    fmt: Literal["png", "svg"],
+    session: SessionDep,
+    metric: Annotated[Metric, Query(description="Training jobs: the metric to draw.")] = "val_loss",
+    x: Annotated[
+        Literal["epoch", "steps", "examples", "seconds"], Query(description="The x-axis.")
+    ] = "epoch",
+) -> Response:
+    """The curves of every run, coloured by arm; for a race, the contour with every path."""
+    job = JobRepository(session).get(job_id, with_runs=True)
+    if job is None:
+        raise _not_found(job_id)
+    from api.plots import draw  # matplotlib loads on the first plot, not at start-up
+
+    records = EpochRepository(session).for_job(job_id)
+    image = draw(parse_job(job.spec), job.name, job.runs, records, metric=metric, x=x, fmt=fmt)
+    return Response(image, media_type="image/png" if fmt == "png" else "image/svg+xml")
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)

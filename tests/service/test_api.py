@@ -204,19 +204,22 @@ def test_comparison_ranks_stored_runs_and_reports_target(
         store_record(uuid.UUID(job["id"]), rec, ctx)
     answer = client.get(f"/jobs/{job['id']}/comparison", params={"target": 0.85}).json()
     assert answer["metric"] == "val_accuracy"
-    assert [r["label"] for r in answer["ranking"]] == ["adam", "sgd"]
-    top = answer["ranking"][0]
+    assert [r["label"] for r in answer["runs"]] == ["adam", "sgd"]
+    top = answer["runs"][0]
     assert (top["best"], top["best_epoch"], top["final"]) == (0.9, 2, 0.9)
     assert top["target"] == {
         "value": 0.85,
         "reached": True,
         "epochs": 2,
+        "steps": 8,  # 100 examples an epoch at batch size 32: 4 steps an epoch
         "seconds": 1.0,
         "examples": 200,
     }
-    assert answer["ranking"][1]["target"]["reached"] is False
+    assert answer["runs"][1]["target"]["reached"] is False
     assert [b["epochs"] for b in top["budgets"]] == [1, 2]
-    losses = client.get(f"/jobs/{job['id']}/comparison?metric=val_loss").json()["ranking"]
+    assert [a["label"] for a in answer["ranking"]] == ["adam", "sgd"]
+    assert "one seed: no significance" in answer["significance"]
+    losses = client.get(f"/jobs/{job['id']}/comparison?metric=val_loss").json()["runs"]
     assert losses[0]["label"] == "adam" and losses[0]["best"] == pytest.approx(0.1)
 
 

@@ -1,5 +1,6 @@
 """Training one run: plain function in, plain data out; reporting goes through hooks."""
 
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -42,6 +43,7 @@ class TrainingHooks:
     on_record: Callable[[EpochRecord], object]
     cancel_requested: Callable[[], bool]
     poll_seconds: float = 0.2
+    on_records: Callable[[list[EpochRecord]], object] | None = None  # many at once, in order
 
 
 @dataclass
@@ -98,9 +100,12 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: TrainingHooks) -> Train
 
     outcome = TrainingOutcome("succeeded", 0, initial_sha)
     n_train = len(data.x_train)
+    steps_per_epoch = math.ceil(n_train / plan.batch_size)
 
     def report(epoch: int, metrics: dict[str, float], seconds: float) -> None:
-        record = _record(plan.run_id, epoch, metrics, seconds, epoch * n_train, model)
+        record = _record(
+            plan.run_id, epoch, metrics, seconds, epoch * n_train, epoch * steps_per_epoch, model
+        )
         hooks.on_record(record)
         outcome.records.append(record)
         outcome.epochs_completed = epoch
@@ -157,6 +162,7 @@ def _record(
     metrics: dict[str, float],
     seconds: float,
     examples_seen: int,
+    steps: int,
     model: keras.Model,
 ) -> EpochRecord:
     return EpochRecord(
@@ -170,4 +176,5 @@ def _record(
         epoch_seconds=seconds,
         examples_seen=examples_seen,
         time=datetime.now(UTC),
+        steps=steps,
     )
