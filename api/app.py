@@ -2,24 +2,30 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from api.queue import RunQueue
-from api.routes import comparisons, health, jobs
+from api.routes import comparisons, events, health, jobs
 from core.db import make_engine, make_session_factory
 from core.settings import Settings, get_settings
 from core.spec import JOB_KINDS
 from core.stream import MetricsStream, make_redis
 
+STATIC = Path(__file__).parent / "static"
+
 DESCRIPTION = """
 Submit an optimizer comparison job, poll its metrics while it trains, compare its runs.
 
 Every optimizer x batch size x seed is one run. Within a seed all runs start from the same
-weights and see the same data in the same order. Try `POST /jobs` with an example below.
+weights and see the same data in the same order. Try `POST /jobs` with an example below,
+follow it live at `GET /jobs/{id}/events`, or open the dashboard at `/`.
 """
 
 
@@ -61,7 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis_client, maxlen=settings.stream_maxlen, ttl_seconds=settings.stream_ttl_seconds
         )
         app.state.queue = RunQueue(settings)
+        # Event streams block on this client; no socket timeout, the XREAD itself is bounded.
+        app.state.aredis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
         yield
+        await app.state.aredis.aclose()
         redis_client.close()
         engine.dispose()
 
@@ -72,7 +81,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        """The dashboard: jobs, live curves, the comparison table and a form to submit."""
+        return FileResponse(STATIC / "index.html")
+
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(comparisons.router)
+    app.include_router(events.router)
     return app

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     stream_maxlen: int = 100_000
     stream_ttl_seconds: int = 3600
     cancel_poll_seconds: float = 0.2
+    sse_ping_seconds: float = Field(
+        default=15, description="Heartbeat comment on idle event streams, for proxies."
+    )
+    sse_block_ms: int = Field(
+        default=1000, ge=10, description="How long an event stream waits on Redis per look."
+    )
 
     dataset_cache_dir: Path = Path(".data/datasets")
     keras_backend: str = "tensorflow"

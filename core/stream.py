@@ -38,6 +38,19 @@ def _seq_of(entry_id: Any) -> int:
     return int(text.split("-", 1)[0])
 
 
+def gapless(entries: Sequence[tuple[Any, Any]], *, cursor: int) -> list[SequencedRecord]:
+    """The stream entries that continue `cursor` without a gap, decoded."""
+    records: list[SequencedRecord] = []
+    expected = cursor + 1
+    for entry_id, fields in entries:
+        seq = _seq_of(entry_id)
+        if seq != expected:
+            break
+        records.append(SequencedRecord(seq=seq, record=decode(fields or {})))
+        expected += 1
+    return records
+
+
 class MetricsStream:
     """Appends and reads the per-job stream; every call is one Redis round trip."""
 
@@ -74,15 +87,7 @@ class MetricsStream:
     def read_after(self, job_id: uuid.UUID, *, cursor: int, limit: int) -> list[SequencedRecord]:
         """The entries that continue `cursor` without a gap (possibly none)."""
         entries = self.client.xrange(metrics_key(job_id), min=f"({cursor}-0", count=limit)
-        records: list[SequencedRecord] = []
-        expected = cursor + 1
-        for entry_id, fields in entries or []:
-            seq = _seq_of(entry_id)
-            if seq != expected:
-                break
-            records.append(SequencedRecord(seq=seq, record=decode(fields or {})))
-            expected += 1
-        return records
+        return gapless(entries or [], cursor=cursor)
 
     def expire_after_job(self, job_id: uuid.UUID) -> None:
         self.client.expire(metrics_key(job_id), self.ttl_seconds)

@@ -1,0 +1,182 @@
+"""/jobs/{id}/events: the job as Server-Sent Events, live from Redis, replayed from Postgres.
+
+Every epoch record is an `epoch` event whose id is its cursor, so a client that reconnects
+with Last-Event-ID continues right after it. A run that changes status is a `run` event; when
+every run has ended and every record was sent, a `done` event closes the stream.
+
+Waiting is a blocking XREAD on the async Redis client. When the client goes away
+sse-starlette cancels the generator, and the cancelled read drops its connection at once, so
+no blocked reads are left behind.
+"""
+
+import asyncio
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from core.models import FINISHED_JOB, Job, Run
+from core.records import SequencedRecord
+from core.repositories import EpochRepository
+from core.stream import gapless, metrics_key
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["jobs"])
+
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    status: str
+    finished: bool
+    metrics_seq: int
+    runs: list[tuple[uuid.UUID, int, str, str | None]]
+
+
+def _snapshot(sessions: sessionmaker[Session], job_id: uuid.UUID) -> Snapshot | None:
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return None
+        runs = session.execute(
+            select(Run.id, Run.index, Run.status, Run.error)
+            .where(Run.job_id == job_id)
+            .order_by(Run.index)
+        ).all()
+        return Snapshot(
+            status=job.status.value,
+            finished=job.status in FINISHED_JOB,
+            metrics_seq=job.metrics_seq,
+            runs=[(run_id, index, status.value, error) for run_id, index, status, error in runs],
+        )
+
+
+def _from_postgres(
+    sessions: sessionmaker[Session], job_id: uuid.UUID, cursor: int
+) -> list[SequencedRecord]:
+    with sessions() as session:
+        return EpochRepository(session).after(job_id, cursor=cursor, limit=PAGE)
+
+
+def _epoch_event(record: SequencedRecord) -> ServerSentEvent:
+    data = {"cursor": str(record.seq), **record.record.model_dump(mode="json")}
+    return ServerSentEvent(data=json.dumps(data), event="epoch", id=str(record.seq))
+
+
+def _parse_cursor(value: str | None, source: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{source} must be a cursor (an integer >= 0)"
+        )
+    return int(value)
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "The event stream."}},
+)
+async def job_events(
+    job_id: uuid.UUID,
+    request: Request,
+    after: Annotated[
+        str | None, Query(description="Start after this cursor (Last-Event-ID wins).")
+    ] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> EventSourceResponse:
+    """Live events of the job: `epoch` (id = cursor), `run` (status changes) and `done`."""
+    state = request.app.state
+    cursor = _parse_cursor(last_event_id, "Last-Event-ID")
+    if cursor is None:
+        cursor = _parse_cursor(after, "after") or 0
+    first = await run_in_threadpool(_snapshot, state.sessions, job_id)
+    if first is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
+    if cursor > first.metrics_seq:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"cursor {cursor} is beyond this job's last record ({first.metrics_seq})",
+        )
+    settings = state.settings
+    return EventSourceResponse(
+        _events(state.sessions, state.aredis, job_id, cursor, first, settings.sse_block_ms),
+        ping=settings.sse_ping_seconds,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _read(
+    sessions: sessionmaker[Session],
+    client: aioredis.Redis,
+    job_id: uuid.UUID,
+    cursor: int,
+    *,
+    live: bool,
+    block_ms: int | None = None,
+) -> list[SequencedRecord]:
+    """Records after cursor: the Redis entries that continue it, else Postgres's."""
+    if live:
+        try:
+            answer: Any = await client.xread(
+                {metrics_key(job_id): f"{cursor}-0"}, count=PAGE, block=block_ms
+            )
+        except aioredis.RedisError as error:
+            log.warning("metrics stream of job %s unreadable: %s", job_id, error)
+            if block_ms:  # Redis is down: look at Postgres at the pace Redis would have woken us
+                await asyncio.sleep(block_ms / 1000)
+            return await run_in_threadpool(_from_postgres, sessions, job_id, cursor)
+        entries = answer[0][1] if answer else []
+        records = gapless(entries, cursor=cursor)
+        if records or (block_ms is not None and not entries):
+            return records
+    return await run_in_threadpool(_from_postgres, sessions, job_id, cursor)
+
+
+async def _events(
+    sessions: sessionmaker[Session],
+    client: aioredis.Redis,
+    job_id: uuid.UUID,
+    cursor: int,
+    snapshot: Snapshot,
+    block_ms: int,
+) -> Any:
+    statuses: dict[uuid.UUID, str] = {}
+    while True:
+        for run_id, index, run_status, error in snapshot.runs:
+            if statuses.get(run_id) != run_status:
+                statuses[run_id] = run_status
+                data = {"run_id": str(run_id), "index": index, "status": run_status, "error": error}
+                yield ServerSentEvent(data=json.dumps(data), event="run")
+        # Everything up to the snapshot's last number is committed: send it all.
+        while cursor < snapshot.metrics_seq:
+            records = await _read(sessions, client, job_id, cursor, live=not snapshot.finished)
+            if not records:
+                break
+            for record in records:
+                yield _epoch_event(record)
+            cursor = records[-1].seq
+        if snapshot.finished and cursor >= snapshot.metrics_seq:
+            data = {"job_id": str(job_id), "status": snapshot.status, "cursor": str(cursor)}
+            yield ServerSentEvent(data=json.dumps(data), event="done")
+            return
+        # Wait for the next entry; send what continues the cursor at once, then look again.
+        records = await _read(sessions, client, job_id, cursor, live=True, block_ms=block_ms)
+        for record in records:
+            yield _epoch_event(record)
+        if records:
+            cursor = records[-1].seq
+        fresh = await run_in_threadpool(_snapshot, sessions, job_id)
+        if fresh is None:
+            return
+        snapshot = fresh

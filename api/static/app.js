@@ -1,0 +1,398 @@
+// optarena dashboard: plain JavaScript, no build step, no network beyond this API.
+"use strict";
+
+const view = document.getElementById("view");
+const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+  "#7f7f7f", "#bcbd22", "#17becf"];
+const TRAIN_METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"];
+const FINISHED = new Set(["succeeded", "failed", "cancelled", "diverged"]);
+let cleanup = () => {};
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: body ? { "content-type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error(data.message || (typeof data.detail === "string" ? data.detail : response.statusText));
+    error.status = response.status;
+    error.data = data;
+    throw error;
+  }
+  return data;
+}
+
+const fmt = (v, digits = 4) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
+
+// ------------------------------------------------------------------ router
+
+function route() {
+  cleanup();
+  cleanup = () => {};
+  const hash = location.hash || "#/";
+  const match = hash.match(/^#\/jobs\/([0-9a-f-]+)$/);
+  view.replaceChildren();
+  if (match) jobPage(match[1]);
+  else if (hash === "#/new") newJobPage();
+  else jobsPage();
+}
+window.addEventListener("hashchange", route);
+
+// ------------------------------------------------------------------ jobs list
+
+async function jobsPage() {
+  const table = el("table", { id: "jobs" });
+  view.append(el("h2", {}, "Jobs"), table);
+  async function refresh() {
+    const page = await api("GET", "/jobs?limit=50");
+    table.replaceChildren(el("tr", {}, ["name", "kind", "status", "runs", "created"].map((h) => el("th", {}, h))));
+    for (const job of page.items) {
+      const runs = Object.entries(job.runs_by_status).map(([s, n]) => `${n} ${s}`).join(", ");
+      table.append(el("tr", {},
+        el("td", {}, el("a", { href: `#/jobs/${job.id}` }, job.name)),
+        el("td", {}, job.kind),
+        el("td", { class: `status-${job.status}` }, job.status),
+        el("td", {}, runs),
+        el("td", {}, new Date(job.created_at).toLocaleString())));
+    }
+    if (!page.items.length) table.append(el("tr", {}, el("td", { colspan: 5 }, "No jobs yet: submit one.")));
+  }
+  await refresh();
+  const timer = setInterval(refresh, 3000);
+  cleanup = () => clearInterval(timer);
+}
+
+// ------------------------------------------------------------------ charts
+
+function lineChart(title, series, xLabel, logY) {
+  const W = 420, H = 260, L = 55, R = 10, T = 10, B = 35;
+  const svgNS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(svgNS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("width", "100%");
+  const points = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y) && (!logY || y > 0));
+  const box = el("div", { class: "chart", "data-metric": title }, el("h3", {}, title), svg);
+  if (!points.length) {
+    box.append(el("div", { class: "muted" }, "no values yet"));
+    return box;
+  }
+  const tf = (y) => (logY ? Math.log10(y) : y);
+  let [x0, x1] = [Math.min(...points.map((p) => p[0])), Math.max(...points.map((p) => p[0]))];
+  let [y0, y1] = [Math.min(...points.map((p) => tf(p[1]))), Math.max(...points.map((p) => tf(p[1])))];
+  if (x0 === x1) x1 = x0 + 1;
+  if (y0 === y1) { y0 -= 0.5; y1 += 0.5; }
+  const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+  const sy = (y) => H - B - ((tf(y) - y0) / (y1 - y0)) * (H - T - B);
+  const add = (name, attrs, text) => {
+    const node = document.createElementNS(svgNS, name);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+    return node;
+  };
+  add("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#999" });
+  add("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#999" });
+  for (let i = 0; i <= 4; i++) {
+    const xv = x0 + ((x1 - x0) * i) / 4;
+    const yv = y0 + ((y1 - y0) * i) / 4;
+    add("text", { x: sx(xv), y: H - B + 14, "font-size": 10, "text-anchor": "middle" }, Number(xv.toPrecision(3)));
+    const label = logY ? Number((10 ** yv).toPrecision(2)) : Number(yv.toPrecision(3));
+    const y = H - B - ((yv - y0) / (y1 - y0)) * (H - T - B);
+    add("text", { x: L - 4, y: y + 3, "font-size": 10, "text-anchor": "end" }, label);
+    add("line", { x1: L, y1: y, x2: W - R, y2: y, stroke: "#eee" });
+  }
+  add("text", { x: (L + W - R) / 2, y: H - 4, "font-size": 11, "text-anchor": "middle" }, xLabel);
+  for (const s of series) {
+    const good = s.points.filter(([, y]) => Number.isFinite(y) && (!logY || y > 0));
+    if (!good.length) continue;
+    add("polyline", {
+      points: good.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" "),
+      fill: "none", stroke: s.color, "stroke-width": 1.6, "data-run": s.label, "data-points": good.length,
+    });
+  }
+  const legend = el("div", {}, series.filter((s) => s.first).map((s) =>
+    el("span", { style: `color:${s.color}; margin-right:1em` }, `— ${s.arm}`)));
+  box.append(legend);
+  return box;
+}
+
+// ------------------------------------------------------------------ job page
+
+async function jobPage(jobId) {
+  let job;
+  try {
+    job = await api("GET", `/jobs/${jobId}`);
+  } catch (error) {
+    view.append(el("p", { class: "error" }, error.message));
+    return;
+  }
+  const race = job.kind === "race";
+  const records = new Map(job.runs.map((r) => [r.id, []]));
+  const runs = new Map(job.runs.map((r) => [r.id, { ...r }]));
+  const arms = [...new Set(job.runs.map((r) => r.label))];
+  const color = (run) => COLORS[arms.indexOf(run.label) % COLORS.length];
+  const statusEl = el("span", { id: "job-status", class: `status-${job.status}` }, job.status);
+  const cancelButton = el("button", { class: "danger", id: "cancel", onclick: cancel }, "Cancel job");
+  const axis = el("select", { id: "x-axis", onchange: draw },
+    ["epoch", "examples", "seconds"].map((v) => el("option", { value: v }, race && v === "epoch" ? "step" : v)));
+  const charts = el("div", { class: "charts", id: "charts" });
+  const comparison = el("div", { id: "comparison" });
+  const runTable = el("table", { id: "runs" });
+  view.append(
+    el("h2", {}, job.name, " ", statusEl),
+    el("div", { class: "toolbar" }, "x-axis: ", axis, cancelButton,
+      el("a", { href: `/jobs/${jobId}/plot.png?metric=${race ? "loss" : "val_loss"}`, target: "_blank" }, "plot.png"),
+      el("a", { href: `/jobs/${jobId}/export.csv` }, "export.csv")),
+    race ? el("img", { src: `/jobs/${jobId}/plot.png`, id: "contour", style: "max-width:600px" }) : null,
+    charts, el("h3", {}, "Comparison"), comparison, el("h3", {}, "Runs"), runTable);
+  if (FINISHED.has(job.status)) cancelButton.disabled = true;
+
+  let pending = false;
+  function draw() {
+    pending = false;
+    const x = axis.value;
+    const metrics = race ? ["loss"] : TRAIN_METRICS;
+    const seen = new Set();
+    charts.replaceChildren(...metrics.map((metric) => {
+      const series = [...runs.values()].map((run) => {
+        let elapsed = 0;
+        const points = [];
+        for (const r of records.get(run.id)) {
+          if (r.epoch >= 1) elapsed += r.epoch_seconds;
+          const xv = x === "examples" ? r.examples_seen : x === "seconds" ? elapsed : r.epoch;
+          if (r[metric] !== null && r[metric] !== undefined) points.push([xv, r[metric]]);
+        }
+        const key = `${metric}:${run.label}`;
+        const first = !seen.has(key);
+        seen.add(key);
+        return { label: `${run.label} seed ${run.seed}`, arm: run.label, color: color(run), points, first };
+      });
+      const title = race && metric === "loss" ? "f(x, y)" : metric;
+      return lineChart(title, series, race && x === "epoch" ? "step" : x, metric.includes("loss"));
+    }));
+  }
+  const schedule = () => { if (!pending) { pending = true; requestAnimationFrame(draw); } };
+
+  function drawRuns() {
+    runTable.replaceChildren(el("tr", {}, ["#", "run", "seed", "batch", "status", "reason"].map((h) => el("th", {}, h))));
+    for (const run of runs.values()) {
+      runTable.append(el("tr", {},
+        el("td", {}, run.index), el("td", {}, run.label), el("td", {}, run.seed), el("td", {}, run.batch_size),
+        el("td", { class: `status-${run.status}` }, run.status), el("td", {}, run.error || "")));
+    }
+  }
+
+  async function loadComparison() {
+    try {
+      const answer = await api("GET", `/jobs/${jobId}/comparison?metric=${race ? "loss" : "val_accuracy"}`);
+      comparison.replaceChildren(race ? raceTable(answer) : comparisonTable(answer));
+    } catch (error) {
+      comparison.replaceChildren(el("p", { class: "error" }, error.message));
+    }
+  }
+
+  async function cancel() {
+    try {
+      const answer = await api("POST", `/jobs/${jobId}/cancel`);
+      statusEl.textContent = `${answer.status} (cancel requested)`;
+    } catch (error) {
+      statusEl.textContent = error.message;
+    }
+    cancelButton.disabled = true;
+  }
+
+  drawRuns();
+  draw();
+  loadComparison();
+  const source = new EventSource(`/jobs/${jobId}/events`);
+  source.addEventListener("epoch", (e) => {
+    const r = JSON.parse(e.data);
+    if (records.has(r.run_id)) records.get(r.run_id).push(r);
+    schedule();
+  });
+  source.addEventListener("run", (e) => {
+    const r = JSON.parse(e.data);
+    const run = runs.get(r.run_id);
+    if (!run) return;
+    run.status = r.status;
+    run.error = r.error;
+    drawRuns();
+    if (FINISHED.has(r.status)) loadComparison();
+  });
+  source.addEventListener("done", (e) => {
+    const d = JSON.parse(e.data);
+    statusEl.textContent = d.status;
+    statusEl.className = `status-${d.status}`;
+    cancelButton.disabled = true;
+    source.close();
+    loadComparison();
+    const img = document.getElementById("contour");
+    if (img) img.src = `/jobs/${jobId}/plot.png?t=${Date.now()}`;
+  });
+  cleanup = () => source.close();
+}
+
+function sortable(table, rows, columns) {
+  let sortBy = null, ascending = true;
+  function render() {
+    const sorted = [...rows];
+    if (sortBy !== null) {
+      const key = columns[sortBy].key;
+      sorted.sort((a, b) => {
+        const [x, y] = [key(a), key(b)];
+        if (x === y) return 0;
+        if (x === null || x === undefined) return 1;
+        if (y === null || y === undefined) return -1;
+        return (x < y ? -1 : 1) * (ascending ? 1 : -1);
+      });
+    }
+    table.replaceChildren(el("tr", {}, columns.map((c, i) => el("th", {
+      class: i === sortBy ? (ascending ? "sorted-asc" : "sorted-desc") : "",
+      onclick: () => { ascending = sortBy === i ? !ascending : true; sortBy = i; render(); },
+    }, c.title))));
+    for (const row of sorted) table.append(el("tr", {}, columns.map((c) => el("td", {}, c.show(row)))));
+  }
+  render();
+  return table;
+}
+
+function summary(s) {
+  if (!s || s.mean === null) return "–";
+  if (s.std === null) return fmt(s.mean);
+  return `${fmt(s.mean)} ± ${fmt(s.std)} [${fmt(s.ci_low)}, ${fmt(s.ci_high)}]`;
+}
+
+function comparisonTable(answer) {
+  const notes = (a) => [
+    ...a.diverged.map((n) => `diverged (seed ${n.seed}, epoch ${n.epoch})`),
+    ...a.failed.map((n) => `${n.status} (seed ${n.seed}): ${n.reason}`),
+  ].join("; ");
+  const table = el("table", { id: "comparison-table" });
+  sortable(table, answer.ranking, [
+    { title: "rank", key: (a) => a.rank, show: (a) => a.rank },
+    { title: "group", key: (a) => a.group, show: (a) => a.group ?? "–" },
+    { title: "arm", key: (a) => a.key, show: (a) => a.key },
+    { title: `best ${answer.metric}`, key: (a) => a.best.mean, show: (a) => summary(a.best) },
+    { title: `final ${answer.metric}`, key: (a) => a.final.mean, show: (a) => summary(a.final) },
+    { title: "seconds", key: (a) => a.seconds.mean, show: (a) => fmt(a.seconds.mean, 1) },
+    { title: "notes", key: (a) => notes(a), show: (a) => el("span", { class: "error" }, notes(a)) },
+  ]);
+  return el("div", {}, table, el("p", { class: "note" }, answer.significance));
+}
+
+function raceTable(answer) {
+  const table = el("table", { id: "comparison-table" });
+  sortable(table, answer.ranking, [
+    { title: "rank", key: (r) => r.rank, show: (r) => r.rank },
+    { title: "optimizer", key: (r) => r.label, show: (r) => r.label },
+    { title: "status", key: (r) => r.status, show: (r) => el("span", { class: `status-${r.status}` }, r.status) },
+    { title: "arrived at step", key: (r) => r.steps_to_arrive, show: (r) => r.steps_to_arrive ?? "–" },
+    { title: "distance", key: (r) => r.distance, show: (r) => fmt(r.distance) },
+    { title: "f", key: (r) => r.f, show: (r) => fmt(r.f, 6) },
+    { title: "reason", key: (r) => r.error, show: (r) => r.error || "" },
+  ]);
+  return el("div", {}, table, el("p", { class: "note" }, `arrived: ${answer.arrival}`));
+}
+
+// ------------------------------------------------------------------ new job
+
+const OPTIMIZERS = ["sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "adamax", "nadam",
+  "ftrl", "lion", "lamb", "adafactor"];
+
+function newJobPage() {
+  const errors = {};
+  const errorSpan = (field) => (errors[field] = el("span", { class: "error", "data-error-for": field }));
+  const input = (id, value, extra = {}) => el("input", { id, name: id, value, ...extra });
+  const rows = el("div", { id: "optimizer-rows" });
+  function addRow(name = "adam", lr = "", args = "") {
+    const i = rows.children.length;
+    rows.append(el("div", { class: "optimizer-row", "data-index": i },
+      el("select", { class: "opt-name" }, OPTIMIZERS.map((o) => {
+        const option = el("option", { value: o }, o);
+        if (o === name) option.selected = true;
+        return option;
+      })),
+      el("input", { class: "opt-lr", placeholder: "learning rate (default)", value: lr }),
+      el("input", { class: "opt-args", placeholder: 'other arguments as JSON, e.g. {"momentum": 0.9}', value: args, size: 40 }),
+      el("span", { class: "error", "data-error-for": `optimizers.${i}` })));
+  }
+  addRow("sgd"); addRow("adam"); addRow("rmsprop");
+  const general = el("p", { class: "error", id: "form-error" });
+  const form = el("form", { class: "job", id: "job-form", onsubmit: submit },
+    el("label", { for: "name" }, "Name"), input("name", ""), errorSpan("name"),
+    el("label", { for: "dataset" }, "Dataset"),
+    el("select", { id: "dataset" }, ["digits", "mnist", "fashion_mnist", "cifar10"].map((d) => el("option", { value: d }, d))),
+    errorSpan("dataset"),
+    el("label", { for: "hidden" }, "Model: MLP hidden units (comma-separated) and dropout"),
+    input("hidden", "128"), input("dropout", "0.2"), errorSpan("model"),
+    el("label", {}, "Optimizers"), rows,
+    el("button", { type: "button", onclick: () => addRow() }, "Add optimizer"), errorSpan("optimizers"),
+    el("label", { for: "batch_size" }, "Batch sizes"), input("batch_size", "32"), errorSpan("batch_size"),
+    el("label", { for: "epochs" }, "Epoch budgets"), input("epochs", "5"), errorSpan("epochs"),
+    el("label", { for: "seeds" }, "Seeds"), input("seeds", "0"), errorSpan("seeds"),
+    el("p", {}, el("button", { type: "submit", id: "submit" }, "Submit job")), general);
+  view.append(el("h2", {}, "New comparison job"), form);
+
+  const list = (text) => text.split(",").map((v) => v.trim()).filter((v) => v).map((v) => (/^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v));
+
+  async function submit(event) {
+    event.preventDefault();
+    for (const span of form.querySelectorAll(".error")) span.textContent = "";
+    const optimizers = [];
+    for (const row of rows.children) {
+      const spec = { name: row.querySelector(".opt-name").value };
+      const lr = row.querySelector(".opt-lr").value.trim();
+      if (lr) spec.learning_rate = Number.isNaN(Number(lr)) ? lr : Number(lr);
+      const args = row.querySelector(".opt-args").value.trim();
+      if (args) {
+        try { Object.assign(spec, JSON.parse(args)); } catch (e) {
+          row.querySelector(".error").textContent = `not JSON: ${e.message}`;
+          return;
+        }
+      }
+      optimizers.push(spec);
+    }
+    const body = {
+      dataset: { name: document.getElementById("dataset").value },
+      model: { preset: "mlp", hidden_units: list(document.getElementById("hidden").value),
+        dropout: Number(document.getElementById("dropout").value) },
+      optimizers,
+      batch_size: list(document.getElementById("batch_size").value),
+      epochs: list(document.getElementById("epochs").value),
+      seeds: list(document.getElementById("seeds").value),
+    };
+    const name = document.getElementById("name").value.trim();
+    if (name) body.name = name;
+    try {
+      const job = await api("POST", "/jobs", body);
+      location.hash = `#/jobs/${job.id}`;
+    } catch (error) {
+      const detail = Array.isArray(error.data?.detail) ? error.data.detail : [];
+      let placed = false;
+      for (const d of detail) {
+        const loc = d.loc.slice(1);
+        const candidates = [loc.slice(0, 2).join("."), String(loc[0])];
+        const span = candidates.map((c) => form.querySelector(`[data-error-for="${c}"]`)).find((s) => s);
+        if (span) { span.textContent = `${span.textContent ? span.textContent + "; " : ""}${d.msg}`; placed = true; }
+      }
+      if (!placed) general.textContent = error.message;
+    }
+  }
+}
+
+route();

@@ -1,0 +1,308 @@
+"""`optarena`: submit, watch, compare, plot, list and cancel jobs from a terminal."""
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from cli.client import ApiError, Client, Unreachable
+
+app = typer.Typer(
+    help="Compare deep-learning optimizers with an optarena server.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class State:
+    url: str = DEFAULT_URL
+
+
+state = State()
+
+
+@app.callback()
+def main_options(
+    url: Annotated[
+        str, typer.Option("--url", envvar="OPTARENA_URL", help="The optarena API.")
+    ] = DEFAULT_URL,
+) -> None:
+    state.url = url
+
+
+def _client() -> Client:
+    return Client(state.url)
+
+
+def _ints(text: str | None, name: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{name} takes integers separated by commas: {text!r}") from None
+
+
+def build_job(
+    file: Path | None,
+    *,
+    optimizers: str | None,
+    dataset: str | None,
+    epochs: str | None,
+    batch_size: str | None,
+    seeds: str | None,
+    name: str | None,
+) -> dict[str, Any]:
+    """The job body: the file's, with any option given on the command line on top."""
+    body: dict[str, Any] = {}
+    if file is not None:
+        try:
+            body = json.loads(file.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise typer.BadParameter(f"cannot read {file}: {error}") from None
+        if not isinstance(body, dict):
+            raise typer.BadParameter(f"{file} must hold one JSON object, a job")
+    if optimizers:
+        body["optimizers"] = [o.strip() for o in optimizers.split(",") if o.strip()]
+    if dataset:
+        body["dataset"] = {**body.get("dataset", {}), "name": dataset}
+    for key, text in (("epochs", epochs), ("batch_size", batch_size), ("seeds", seeds)):
+        values = _ints(text, key.replace("_", "-"))
+        if values is not None:
+            body[key] = values
+    if name:
+        body["name"] = name
+    if not body:
+        raise typer.BadParameter("give a job file or at least --optimizers")
+    return body
+
+
+@app.command()
+def submit(
+    file: Annotated[Path | None, typer.Argument(help="A job as JSON (see examples/).")] = None,
+    optimizers: Annotated[
+        str | None, typer.Option(help="Comma-separated: sgd,adam,rmsprop.")
+    ] = None,
+    dataset: Annotated[str | None, typer.Option(help="digits, mnist, ...")] = None,
+    epochs: Annotated[str | None, typer.Option(help="A budget or several: 5 or 5,10.")] = None,
+    batch_size: Annotated[str | None, typer.Option(help="32 or 32,128.")] = None,
+    seeds: Annotated[str | None, typer.Option(help="0 or 0,1,2.")] = None,
+    name: Annotated[str | None, typer.Option(help="A name for the job.")] = None,
+    watch_job: Annotated[
+        bool, typer.Option("--watch", help="Follow the job until it ends.")
+    ] = False,
+) -> None:
+    """Submit a job; prints its id."""
+    body = build_job(
+        file,
+        optimizers=optimizers,
+        dataset=dataset,
+        epochs=epochs,
+        batch_size=batch_size,
+        seeds=seeds,
+        name=name,
+    )
+    with _client() as client:
+        job = client.json("POST", "/jobs", json=body)
+    if watch_job:
+        err.print(f"submitted job {job['id']} ({len(job['runs'])} runs)")
+        watch(job["id"])
+    else:
+        out.print(job["id"])
+
+
+@app.command()
+def watch(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
+    """Follow a job live: a progress bar per run; ends with the ranking."""
+    with _client() as client:
+        job = client.json("GET", f"/jobs/{job_id}")
+        runs = {r["id"]: r for r in job["runs"]}
+        status = job["status"]
+        unit = "step" if job["kind"] == "race" else "epoch"
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(unit + "s  {task.fields[metrics]}"),
+            console=err,
+            transient=False,
+        ) as progress:
+            tasks: dict[str, TaskID] = {
+                run_id: progress.add_task(
+                    f"{run['label']} seed {run['seed']} [{run['status']}]",
+                    total=run["epochs"],
+                    metrics="",
+                )
+                for run_id, run in runs.items()
+            }
+            for event in client.events(job_id):
+                data = event.data
+                if event.event == "epoch" and data["run_id"] in tasks:
+                    progress.update(
+                        tasks[data["run_id"]], completed=data["epoch"], metrics=_metrics(data)
+                    )
+                elif event.event == "run" and data["run_id"] in tasks:
+                    run = runs[data["run_id"]]
+                    why = f": {data['error']}" if data.get("error") else ""
+                    progress.update(
+                        tasks[data["run_id"]],
+                        description=f"{run['label']} seed {run['seed']} [{data['status']}{why}]",
+                    )
+                elif event.event == "done":
+                    status = data["status"]
+        out.print(f"job {job_id} {status}")
+        _print_comparison(client.json("GET", f"/jobs/{job_id}/comparison"))
+    if status != "succeeded":
+        raise typer.Exit(1)
+
+
+def _metrics(data: dict[str, Any]) -> str:
+    parts = []
+    for key in ("loss", "val_accuracy"):
+        if data.get(key) is not None:
+            parts.append(f"{key} {data[key]:.4g}")
+    if data.get("x") is not None:
+        parts.append(f"(x, y) = ({data['x']:.3f}, {data['y']:.3f})")
+    return "  ".join(parts)
+
+
+def _summary(s: dict[str, Any]) -> str:
+    if s["mean"] is None:
+        return "-"
+    if s["std"] is None:
+        return f"{s['mean']:.4f}"
+    return f"{s['mean']:.4f} ± {s['std']:.4f} [{s['ci_low']:.4f}, {s['ci_high']:.4f}]"
+
+
+def _print_comparison(answer: dict[str, Any]) -> None:
+    if answer.get("kind") == "race":
+        table = Table(title=f"{answer['function']}: arrived = {answer['arrival']}")
+        for column in ("rank", "optimizer", "status", "arrived at step", "distance", "f"):
+            table.add_column(column)
+        for row in answer["ranking"]:
+            table.add_row(
+                str(row["rank"]),
+                row["label"],
+                row["status"],
+                str(row["steps_to_arrive"] or "-"),
+                "-" if row["distance"] is None else f"{row['distance']:.4g}",
+                "-" if row["f"] is None else f"{row['f']:.4g}",
+            )
+        out.print(table)
+        return
+    title = f"{answer['metric']} ({'higher' if answer['higher_is_better'] else 'lower'} is better)"
+    table = Table(title=title)
+    for column in ("rank", "group", "arm", "seeds", f"{answer['ranked_by']} (mean ± std [95% CI])"):
+        table.add_column(column)
+    if answer["target"] is not None:
+        table.add_column("target")
+    table.add_column("notes")
+    for arm in answer["ranking"]:
+        notes = [f"diverged seed {n['seed']} epoch {n['epoch']}" for n in arm["diverged"]]
+        notes += [f"{n['status']} seed {n['seed']}: {n['reason']}" for n in arm["failed"]]
+        row = [
+            str(arm["rank"]),
+            "-" if arm["group"] is None else str(arm["group"]),
+            arm["key"],
+            str(len(arm["seeds"])),
+            _summary(arm["ranked_value"]),
+        ]
+        if answer["target"] is not None:
+            target = arm["target"]
+            epochs = target["epochs"]["mean"]
+            row.append(
+                f"{target['reached']}/{target['runs']}"
+                + (f" in {epochs:.1f} epochs" if epochs is not None else "")
+            )
+        row.append("; ".join(notes))
+        table.add_row(*row)
+    out.print(table)
+    out.print(answer["significance"])
+
+
+@app.command()
+def compare(
+    job_id: Annotated[str, typer.Argument(help="The job's id.")],
+    metric: Annotated[str, typer.Option(help="val_accuracy, val_loss, accuracy, loss.")] = (
+        "val_accuracy"
+    ),
+    epochs: Annotated[str | None, typer.Option(help="Read at these budgets: 5 or 5,10.")] = None,
+    target: Annotated[float | None, typer.Option(help="Time to reach this value.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+) -> None:
+    """The job's comparison as a table: arms ranked over seeds, tied arms grouped."""
+    params: dict[str, Any] = {"metric": metric}
+    if epochs:
+        params["epochs"] = _ints(epochs, "epochs")
+    if target is not None:
+        params["target"] = target
+    with _client() as client:
+        answer = client.json("GET", f"/jobs/{job_id}/comparison", params=params)
+    if as_json:
+        out.print_json(data=answer)
+    else:
+        _print_comparison(answer)
+
+
+@app.command()
+def plot(
+    job_id: Annotated[str, typer.Argument(help="The job's id.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="curves.png or curves.svg")] = (
+        Path("curves.png")
+    ),
+    metric: Annotated[str, typer.Option(help="The metric to draw.")] = "val_loss",
+    x: Annotated[str, typer.Option(help="epoch, steps, examples or seconds.")] = "epoch",
+) -> None:
+    """Save the learning curves (or a race's contour) as PNG or SVG."""
+    fmt = output.suffix.lstrip(".").lower()
+    if fmt not in ("png", "svg"):
+        raise typer.BadParameter("the output must end in .png or .svg")
+    with _client() as client:
+        response = client.request(
+            "GET", f"/jobs/{job_id}/plot.{fmt}", params={"metric": metric, "x": x}
+        )
+    output.write_bytes(response.content)
+    out.print(f"saved {output}")
+
+
+@app.command()
+def jobs(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
+    """The newest jobs."""
+    with _client() as client:
+        page = client.json("GET", "/jobs", params={"limit": limit})
+    table = Table(title=f"{len(page['items'])} of {page['total']} jobs")
+    for column in ("id", "kind", "name", "status", "runs", "created"):
+        table.add_column(column)
+    for job in page["items"]:
+        counts = ", ".join(f"{n} {s}" for s, n in job["runs_by_status"].items())
+        table.add_row(job["id"], job["kind"], job["name"], job["status"], counts, job["created_at"])
+    out.print(table)
+
+
+@app.command()
+def cancel(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
+    """Cancel a job: queued runs never start, running ones stop after their current batch."""
+    with _client() as client:
+        job = client.json("POST", f"/jobs/{job_id}/cancel")
+    out.print(f"job {job['id']} {job['status']} (cancel requested)")
+
+
+def main() -> None:
+    """Entry point: errors are printed as the server said them, never as tracebacks."""
+    try:
+        app()
+    except ApiError as error:
+        err.print(f"[red]error {error.status}:[/red] {error.message}", highlight=False)
+        sys.exit(1)
+    except Unreachable as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        sys.exit(2)
