@@ -1,7 +1,11 @@
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 import redis as redis_lib
+import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -29,3 +33,33 @@ def client(
 ) -> Iterator[TestClient]:
     with TestClient(create_app(test_settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def live_url(
+    request: pytest.FixtureRequest,
+    test_settings: Settings,
+    db_engine: object,
+    redis_client: object,
+) -> Iterator[str]:
+    """The API served by a real uvicorn on a free port, for streaming clients.
+
+    Parametrize it indirectly to set how long an event stream blocks on Redis (ms).
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    block_ms = getattr(request, "param", 200)
+    settings = test_settings.model_copy(update={"sse_block_ms": block_ms, "sse_ping_seconds": 1})
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

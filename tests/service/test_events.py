@@ -1,0 +1,189 @@
+"""GET /jobs/{id}/events over real HTTP: live, replayed, resumed, and cheap to abandon."""
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from cli.client import Client, Event
+from core.db import transaction
+from core.models import RunStatus
+from core.repositories import JobRepository, RunRepository
+from core.settings import Settings
+from core.stream import MetricsStream
+from tests.service.test_api import record, submit, worker_context
+from worker.service import store_record
+
+
+def finish(sessions: sessionmaker[Session], job: dict[str, Any]) -> None:
+    with transaction(sessions) as session:
+        for run in job["runs"]:
+            RunRepository(session).finish(uuid.UUID(run["id"]), status=RunStatus.SUCCEEDED)
+        JobRepository(session).settle(uuid.UUID(job["id"]))
+
+
+def start(sessions: sessionmaker[Session], job: dict[str, Any]) -> None:
+    with transaction(sessions) as session:
+        for run in job["runs"]:
+            RunRepository(session).claim(uuid.UUID(run["id"]), worker="test")
+        JobRepository(session).settle(uuid.UUID(job["id"]))
+
+
+def events(url: str, job_id: str, **headers: str) -> list[Event]:
+    with Client(url) as client:
+        collected = []
+        for event in client.events(job_id, retry_seconds=0.05, max_retries=0):
+            collected.append(event)
+        return collected
+
+
+@pytest.fixture
+def ctx(test_settings: Settings, sessions: sessionmaker[Session], stream: MetricsStream) -> Any:
+    return worker_context(test_settings, sessions, stream)
+
+
+def test_an_ended_job_is_replayed_then_closed_and_resumes_after_an_event_id(
+    client: TestClient, live_url: str, sessions: sessionmaker[Session], ctx: Any
+) -> None:
+    job = submit(client, {"optimizers": ["sgd", "adam"], "epochs": 2})
+    for run in job["runs"]:
+        for epoch in (1, 2):
+            store_record(uuid.UUID(job["id"]), record(run["id"], epoch, 0.5), ctx)
+    finish(sessions, job)
+    replay = events(live_url, job["id"])
+    assert [e.event for e in replay] == ["run", "run", "epoch", "epoch", "epoch", "epoch", "done"]
+    assert [e.id for e in replay if e.event == "epoch"] == ["1", "2", "3", "4"]
+    assert replay[-1].data["status"] == "succeeded"
+    with Client(live_url) as c:
+        resumed = list(c.events(job["id"], after="2"))
+    assert [e.id for e in resumed if e.event == "epoch"] == ["3", "4"]
+    header = httpx.get(
+        f"{live_url}/jobs/{job['id']}/events", headers={"last-event-id": "3"}, timeout=10
+    )
+    assert header.text.count("event: epoch") == 1 and "id: 4" in header.text
+
+
+def test_live_records_arrive_once_in_order_with_run_changes_and_done(
+    client: TestClient, live_url: str, sessions: sessionmaker[Session], ctx: Any
+) -> None:
+    job = submit(client, {"optimizers": ["sgd", "adam"], "epochs": 3})
+    seen: list[Event] = []
+    reader = threading.Thread(target=lambda: seen.extend(events(live_url, job["id"])))
+    reader.start()
+    time.sleep(0.3)
+    start(sessions, job)
+    for epoch in (1, 2, 3):
+        for run in job["runs"]:
+            store_record(uuid.UUID(job["id"]), record(run["id"], epoch, 0.1 * epoch), ctx)
+            time.sleep(0.05)
+    finish(sessions, job)
+    reader.join(timeout=15)
+    assert not reader.is_alive()
+    epochs = [e for e in seen if e.event == "epoch"]
+    assert [e.id for e in epochs] == [str(i) for i in range(1, 7)]
+    assert [(e.data["run_id"], e.data["epoch"]) for e in epochs] == [
+        (run["id"], epoch) for epoch in (1, 2, 3) for run in job["runs"]
+    ]
+    statuses = [e.data["status"] for e in seen if e.event == "run"]
+    assert statuses[:2] == ["queued", "queued"] and statuses[-2:] == ["succeeded", "succeeded"]
+    assert "running" in statuses and seen[-1].event == "done"
+
+
+def blocked_reads(redis_client: redis.Redis) -> int:
+    """Connections blocked in an XREAD right now (flag b), not merely idle after one."""
+    return sum(
+        1
+        for c in redis_client.client_list()
+        if c.get("cmd") == "xread" and "b" in str(c.get("flags", ""))
+    )
+
+
+# Streams block 30 s per look here: only cancelling the read on disconnect frees it in time.
+@pytest.mark.parametrize("live_url", [30_000], indirect=True)
+def test_clients_that_go_away_leave_no_blocked_redis_reads(
+    client: TestClient, live_url: str, sessions: sessionmaker[Session], redis_client: redis.Redis
+) -> None:
+    job = submit(client, {"optimizers": ["sgd"], "epochs": 3})
+    start(sessions, job)
+    baseline = blocked_reads(redis_client)
+    streams: list[Iterator[Any]] = []
+    http = httpx.Client(base_url=live_url, timeout=10)
+    contexts = [http.stream("GET", f"/jobs/{job['id']}/events") for _ in range(30)]
+    for context in contexts:
+        response = context.__enter__()
+        streams.append(response.iter_lines())
+        next(streams[-1])  # the first run event: the stream is open and waiting
+    deadline = time.monotonic() + 5
+    while blocked_reads(redis_client) < baseline + 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert blocked_reads(redis_client) >= baseline + 20
+    for context in contexts:
+        context.__exit__(None, None, None)
+    http.close()
+    deadline = time.monotonic() + 2
+    while blocked_reads(redis_client) > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert blocked_reads(redis_client) <= baseline
+
+
+def test_unknown_jobs_and_bad_cursors_are_refused(client: TestClient, live_url: str) -> None:
+    assert httpx.get(f"{live_url}/jobs/{uuid.uuid4()}/events").status_code == 404
+    job = submit(client, {"optimizers": ["sgd"]})
+    url = f"{live_url}/jobs/{job['id']}/events"
+    assert httpx.get(url, headers={"last-event-id": "abc"}).status_code == 422
+    assert httpx.get(url, params={"after": 5}).status_code == 422
+
+
+class DropOnce(httpx.HTTPTransport):
+    """A network that cuts the first event stream after a few lines."""
+
+    def __init__(self, after_lines: int) -> None:
+        super().__init__()
+        self.after_lines = after_lines
+        self.dropped = False
+        self.last_event_ids: list[str | None] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if not request.url.path.endswith("/events"):
+            return response
+        self.last_event_ids.append(request.headers.get("last-event-id"))
+        if self.dropped:
+            return response
+        self.dropped = True
+        inner, limit = response.stream, self.after_lines
+
+        class Cut(httpx.SyncByteStream):
+            def __iter__(self) -> Iterator[bytes]:
+                lines = 0
+                for chunk in inner:  # type: ignore[union-attr]
+                    for line in chunk.split(b"\n"):
+                        yield line + b"\n"
+                        lines += 1
+                        if lines >= limit:
+                            raise httpx.ReadError("connection reset")
+
+        return httpx.Response(response.status_code, headers=response.headers, stream=Cut())
+
+
+def test_the_client_resumes_a_dropped_stream_without_gap_or_duplicate(
+    client: TestClient, live_url: str, sessions: sessionmaker[Session], ctx: Any
+) -> None:
+    job = submit(client, {"optimizers": ["sgd", "adam"], "epochs": 3})
+    for epoch in (1, 2, 3):
+        for run in job["runs"]:
+            store_record(uuid.UUID(job["id"]), record(run["id"], epoch, 0.5), ctx)
+    finish(sessions, job)
+    network = DropOnce(after_lines=12)  # two run events, then into the epochs
+    with Client(live_url, transport=network) as c:
+        seen = list(c.events(job["id"], retry_seconds=0.01))
+    assert network.dropped and len(network.last_event_ids) == 2
+    assert network.last_event_ids[0] is None and network.last_event_ids[1] is not None
+    assert [e.id for e in seen if e.event == "epoch"] == [str(i) for i in range(1, 7)]
