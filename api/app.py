@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.queue import RunQueue
 from api.routes import comparisons, events, health, jobs
+from api.routes.events import Snapshots
 from core.db import make_engine, make_session_factory
 from core.settings import Settings, get_settings
 from core.spec import JOB_KINDS
@@ -69,6 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.queue = RunQueue(settings)
         # Event streams block on this client; no socket timeout, the XREAD itself is bounded.
         app.state.aredis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+        app.state.snapshots = Snapshots(
+            app.state.sessions, max_age=min(0.25, settings.sse_block_ms / 2000)
+        )
         yield
         await app.state.aredis.aclose()
         redis_client.close()

@@ -12,6 +12,7 @@ no blocked reads are left behind.
 import asyncio
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -58,6 +59,28 @@ def _snapshot(sessions: sessionmaker[Session], job_id: uuid.UUID) -> Snapshot | 
             metrics_seq=job.metrics_seq,
             runs=[(run_id, index, status.value, error) for run_id, index, status, error in runs],
         )
+
+
+class Snapshots:
+    """One Postgres look per job at a time, shared by every stream of that job in the process:
+    fifty watchers cost one query per interval, not fifty."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, max_age: float) -> None:
+        self.sessions = sessions
+        self.max_age = max_age
+        self._looks: dict[uuid.UUID, tuple[float, asyncio.Future[Snapshot | None]]] = {}
+
+    async def get(self, job_id: uuid.UUID) -> Snapshot | None:
+        now = time.monotonic()
+        look = self._looks.get(job_id)
+        if look is None or now - look[0] > self.max_age:
+            if len(self._looks) > 1000:
+                self._looks = {k: v for k, v in self._looks.items() if now - v[0] < 60}
+            future = asyncio.ensure_future(run_in_threadpool(_snapshot, self.sessions, job_id))
+            look = (now, future)
+            self._looks[job_id] = look
+        # Shielded: a watcher that goes away does not cancel the look the others wait for.
+        return await asyncio.shield(look[1])
 
 
 def _from_postgres(
@@ -110,7 +133,7 @@ async def job_events(
         )
     settings = state.settings
     return EventSourceResponse(
-        _events(state.sessions, state.aredis, job_id, cursor, first, settings.sse_block_ms),
+        _events(state, job_id, cursor, first, settings.sse_block_ms),
         ping=settings.sse_ping_seconds,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -144,14 +167,17 @@ async def _read(
 
 
 async def _events(
-    sessions: sessionmaker[Session],
-    client: aioredis.Redis,
+    state: Any,
     job_id: uuid.UUID,
     cursor: int,
     snapshot: Snapshot,
     block_ms: int,
 ) -> Any:
+    sessions: sessionmaker[Session] = state.sessions
+    client: aioredis.Redis = state.aredis
+    snapshots: Snapshots = state.snapshots
     statuses: dict[uuid.UUID, str] = {}
+    looked = time.monotonic()
     while True:
         for run_id, index, run_status, error in snapshot.runs:
             if statuses.get(run_id) != run_status:
@@ -170,13 +196,17 @@ async def _events(
             data = {"job_id": str(job_id), "status": snapshot.status, "cursor": str(cursor)}
             yield ServerSentEvent(data=json.dumps(data), event="done")
             return
-        # Wait for the next entry; send what continues the cursor at once, then look again.
+        # Wait for the next entry and send what continues the cursor at once. Postgres is
+        # asked again (run changes, the end) when the wait times out, and at most once per
+        # look interval while records flow, so many watchers cost Redis reads, not queries.
         records = await _read(sessions, client, job_id, cursor, live=True, block_ms=block_ms)
         for record in records:
             yield _epoch_event(record)
         if records:
             cursor = records[-1].seq
-        fresh = await run_in_threadpool(_snapshot, sessions, job_id)
+            if time.monotonic() - looked < block_ms / 1000:
+                continue
+        fresh = await snapshots.get(job_id)
         if fresh is None:
             return
-        snapshot = fresh
+        snapshot, looked = fresh, time.monotonic()

@@ -158,7 +158,7 @@ async function jobPage(jobId) {
     el("div", { class: "toolbar" }, "x-axis: ", axis, cancelButton,
       el("a", { href: `/jobs/${jobId}/plot.png?metric=${race ? "loss" : "val_loss"}`, target: "_blank" }, "plot.png"),
       el("a", { href: `/jobs/${jobId}/export.csv` }, "export.csv")),
-    race ? el("img", { src: `/jobs/${jobId}/plot.png`, id: "contour", style: "max-width:600px" }) : null,
+    ...(race ? [el("img", { src: `/jobs/${jobId}/plot.png`, id: "contour", style: "max-width:600px" })] : []),
     charts, el("h3", {}, "Comparison"), comparison, el("h3", {}, "Runs"), runTable);
   if (FINISHED.has(job.status)) cancelButton.disabled = true;
 

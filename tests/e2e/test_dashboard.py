@@ -1,0 +1,80 @@
+"""The dashboard in a real browser (Debian's Chromium, driven by Playwright) against the real
+API and worker: submit through the form, watch the curves grow and the table fill."""
+
+import re
+import shutil
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.conftest import ROOT
+from tests.e2e.conftest import Service
+
+pytestmark = pytest.mark.e2e
+
+ARTIFACTS = ROOT / "test-artifacts"
+POINTS = (
+    "() => Math.max(0, ...[...document.querySelectorAll('[data-metric=val_accuracy] polyline')]"
+    ".map(p => +p.dataset.points))"
+)
+
+
+@pytest.fixture
+def page() -> Page:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("Chromium is not installed; scripts/test installs Debian's chromium package")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1300, "height": 1100})
+        yield page
+        browser.close()
+
+
+def test_submit_through_the_form_and_watch_it_live(service: Service, page: Page) -> None:
+    page.goto(f"{service.url}/")
+    expect(page.locator("h2")).to_have_text("Jobs")
+    page.click("#nav-new")
+
+    # The API's 422 message appears next to the field it is about.
+    page.fill("#epochs", "0")
+    page.click("#submit")
+    expect(page.locator('[data-error-for="epochs"]')).to_contain_text("greater than or equal to 1")
+    expect(page).to_have_url(re.compile(r"#/new$"))
+
+    page.fill("#name", "from the browser")
+    page.fill("#hidden", "32")
+    page.fill("#epochs", "6")
+    page.click("#submit")
+    page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]+$"))
+
+    page.wait_for_function(f"{POINTS} >= 1", timeout=60_000)
+    early = page.evaluate(POINTS)
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=120_000)
+    page.wait_for_function(f"{POINTS} == 7", timeout=10_000)  # epochs 0..6
+    assert early < 7, "the curves were drawn only at the end, not while training"
+    for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+        expect(page.locator(f'[data-metric="{metric}"] polyline')).to_have_count(3)
+
+    table = page.locator("#comparison-table")
+    expect(table.locator("tr")).to_have_count(4)
+    expect(table).to_contain_text("adam bs=32 epochs=6")
+    expect(page.locator("#runs")).to_contain_text("succeeded")
+
+    page.select_option("#x-axis", "seconds")
+    expect(page.locator('[data-metric="loss"]')).to_contain_text("seconds")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+    page.goto(f"{service.url}/#/")
+    expect(page.locator("#jobs")).to_contain_text("from the browser")
+
+
+def test_cancel_from_the_job_page(service: Service, page: Page) -> None:
+    job = service.submit({"optimizers": ["sgd"], "epochs": 200, "name": "to cancel"})
+    page.goto(f"{service.url}/#/jobs/{job['id']}")
+    page.wait_for_function(f"{POINTS} >= 2", timeout=60_000)
+    page.click("#cancel")
+    expect(page.locator("#job-status")).to_have_text("cancelled", timeout=30_000)
+    expect(page.locator("#runs")).to_contain_text("cancelled while running")
