@@ -9,6 +9,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY core ./core
 COPY api ./api
 COPY worker ./worker
+COPY cli ./cli
 COPY migrations ./migrations
 COPY alembic.ini ./
 
