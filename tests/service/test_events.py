@@ -187,3 +187,15 @@ def test_the_client_resumes_a_dropped_stream_without_gap_or_duplicate(
     assert network.dropped and len(network.last_event_ids) == 2
     assert network.last_event_ids[0] is None and network.last_event_ids[1] is not None
     assert [e.id for e in seen if e.event == "epoch"] == [str(i) for i in range(1, 7)]
+
+
+def test_an_idle_stream_gets_heartbeats(client: TestClient, live_url: str) -> None:
+    job = submit(client, {"optimizers": ["sgd"]})  # queued: nothing will happen
+    lines: list[str] = []
+    started = time.monotonic()
+    with httpx.stream("GET", f"{live_url}/jobs/{job['id']}/events", timeout=10) as response:
+        for line in response.iter_lines():
+            lines.append(line)
+            if line.startswith(":") or time.monotonic() - started > 5:
+                break
+    assert any(line.startswith(": ping") for line in lines), lines
