@@ -230,7 +230,8 @@ class RunAtBudget:
     """One run read at one epoch budget."""
 
     best: tuple[int, float] | None
-    final: float | None
+    last: tuple[int, float] | None  # the latest trained (epoch, value), budget reached or not
+    final: float | None  # the value at the budget itself
     auc: float | None
     gap: float | None
     target: TargetResult | None
@@ -260,6 +261,7 @@ def read_run(
     trained = [r for r in records if 1 <= r.epoch <= budget]
     return RunAtBudget(
         best=best,
+        last=values[-1] if values else None,
         final=values[-1][1] if values and values[-1][0] == budget else None,
         auc=area_under_curve(curve) if curve and curve[-1][0] == budget else None,
         gap=generalization_gap(by_epoch[best[0]], metric) if best else None,
@@ -328,7 +330,6 @@ def rank_runs(
     for run in runs:
         own = records.get(run.id, [])
         horizon = at_epochs or run.epochs
-        values = _values(own, metric, horizon)
         read = read_run(own, metric, horizon, batch_size=run.batch_size, target=target)
         rows.append(
             RankedRun(
@@ -344,10 +345,10 @@ def rank_runs(
                 diverged_epoch=run.diverged_epoch,
                 best=read.best[1] if read.best else None,
                 best_epoch=read.best[0] if read.best else None,
-                final=values[-1][1] if values else None,
-                final_epoch=values[-1][0] if values else None,
+                final=read.last[1] if read.last else None,
+                final_epoch=read.last[0] if read.last else None,
                 seconds=read.seconds,
-                budgets=[_at_budget(own, metric, b, higher=higher) for b in budgets],
+                budgets=[_at_budget(own, metric, b, batch_size=run.batch_size) for b in budgets],
                 target=read.target,
             )
         )
@@ -363,16 +364,15 @@ def rank_runs(
 
 
 def _at_budget(
-    records: Sequence[EpochRecord], metric: str, budget: int, *, higher: bool
+    records: Sequence[EpochRecord], metric: str, budget: int, *, batch_size: int
 ) -> AtBudget:
-    values = _values(records, metric, budget)
-    best = best_of(values, higher=higher)
+    read = read_run(records, metric, budget, batch_size=batch_size)
     return AtBudget(
         epochs=budget,
-        best=best[1] if best else None,
-        best_epoch=best[0] if best else None,
-        final=values[-1][1] if values and values[-1][0] == budget else None,
-        reached=bool(values) and values[-1][0] == budget,
+        best=read.best[1] if read.best else None,
+        best_epoch=read.best[0] if read.best else None,
+        final=read.final,
+        reached=read.final is not None,
     )
 
 
@@ -671,6 +671,7 @@ def compare_runs(
         for i, a in enumerate(results)
     ]
     explicit = {c.epochs for c in cuts}
+    compared = {r.id for arm in arms for r in arm.runs}
     return Comparison(
         metric=metric,
         higher_is_better=higher,
@@ -686,7 +687,7 @@ def compare_runs(
         ranking=ranking,
         pairs=pairs,
         runs=rank_runs(
-            [r for r in runs if r.id in {x.id for arm in arms for x in arm.runs}],
+            [r for r in runs if r.id in compared],
             records,
             metric=metric,
             budgets=budgets,

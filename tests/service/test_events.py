@@ -36,7 +36,7 @@ def start(sessions: sessionmaker[Session], job: dict[str, Any]) -> None:
         JobRepository(session).settle(uuid.UUID(job["id"]))
 
 
-def events(url: str, job_id: str, **headers: str) -> list[Event]:
+def events(url: str, job_id: str) -> list[Event]:
     with Client(url) as client:
         collected = []
         for event in client.events(job_id, retry_seconds=0.05, max_retries=0):
