@@ -1,5 +1,8 @@
 """The FastAPI application. It imports no ML library and starts in well under a second."""
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,15 +14,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from api import auth
+from api.limits import BodyLimit
 from api.queue import RunQueue
 from api.routes import comparisons, events, health, jobs
 from api.routes.events import Snapshots
 from core.db import make_engine, make_session_factory
+from core.reaper import reap
 from core.settings import Settings, get_settings
 from core.spec import JOB_KINDS
 from core.stream import MetricsStream, make_redis
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """
 Submit an optimizer comparison job, poll its metrics while it trains, compare its runs.
@@ -54,6 +61,25 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"message": message, "detail": detail})
 
 
+async def _reaper(app: FastAPI, settings: Settings) -> None:
+    """Every interval: runs whose worker stopped beating go back to the queue (or fail)."""
+    while True:
+        await asyncio.sleep(settings.reaper_interval_seconds)
+        try:
+            reaped = await asyncio.to_thread(
+                reap,
+                app.state.sessions,
+                stale_after=settings.stale_after_seconds,
+                max_attempts=settings.max_attempts,
+            )
+            if reaped.requeued:
+                await asyncio.to_thread(app.state.queue.enqueue, reaped.requeued)
+        except Exception:
+            log.exception(
+                "reaper pass failed; trying again in %ss", settings.reaper_interval_seconds
+            )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API with its connections to Postgres, Redis and the broker."""
     settings = settings or get_settings()
@@ -73,7 +99,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.snapshots = Snapshots(
             app.state.sessions, max_age=min(0.25, settings.sse_block_ms / 2000)
         )
+        reaper = (
+            asyncio.create_task(_reaper(app, settings))
+            if settings.reaper_interval_seconds > 0
+            else None
+        )
         yield
+        if reaper is not None:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
         await app.state.aredis.aclose()
         redis_client.close()
         engine.dispose()
@@ -85,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -93,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(STATIC / "index.html")
 
     app.include_router(health.router)
+    app.include_router(auth.router)
     app.include_router(jobs.router)
     app.include_router(comparisons.router)
     app.include_router(events.router)

@@ -166,6 +166,7 @@ def compare_across_jobs(
     ranked_by: RankBy = "best",
     test: TestName = "t",
     target: float | None = None,
+    owner: str | None = None,
 ) -> Comparison:
     """Runs from any jobs trained on the same dataset and model, compared as one job's.
 
@@ -173,7 +174,10 @@ def compare_across_jobs(
     once (the same seed twice is the same run, not a second sample).
     """
     wanted = list(dict.fromkeys(run_ids))
-    runs = list(session.scalars(select(Run).where(Run.id.in_(wanted))))
+    query = select(Run).where(Run.id.in_(wanted))
+    if owner is not None:  # Another owner's runs are as unknown as missing ones.
+        query = query.join(Job, Job.id == Run.job_id).where(Job.owner == owner)
+    runs = list(session.scalars(query))
     missing = set(wanted) - {r.id for r in runs}
     if missing:
         raise ComparisonError(f"no run {', '.join(sorted(map(str, missing)))}")

@@ -19,7 +19,9 @@ class RunOut(BaseModel):
     epochs: int
     seed: int
     status: str
-    attempt: int
+    attempt: int = Field(description="Times a worker took the run (a crash and resume adds one).")
+    handbacks: int = Field(description="Of those, tries handed back cleanly on shutdown.")
+    heartbeat_at: datetime | None = Field(description="Last sign of life of its worker.")
     error: str | None
     diverged_epoch: int | None
     initial_weights_sha256: str | None
@@ -41,6 +43,7 @@ class JobBase(BaseModel):
     id: uuid.UUID
     kind: str = Field(description="train: a training comparison; race: the 2-D optimizer race.")
     name: str
+    owner: str
     status: str
     created_at: datetime
     finished_at: datetime | None
@@ -58,6 +61,7 @@ class JobOut(JobBase):
             id=job.id,
             kind=_kind(job),
             name=job.name,
+            owner=job.owner,
             status=job.status.value,
             created_at=job.created_at,
             finished_at=job.finished_at,
@@ -81,6 +85,7 @@ class JobSummary(JobBase):
             id=job.id,
             kind=_kind(job),
             name=job.name,
+            owner=job.owner,
             status=job.status.value,
             created_at=job.created_at,
             finished_at=job.finished_at,
@@ -111,3 +116,16 @@ class MetricsPage(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
+
+
+class Session(BaseModel):
+    owner: str
+    admin: bool
+
+
+class ErrorOut(BaseModel):
+    """What went wrong, in one sentence; a validation error also lists each field with its
+    reason in `detail` and joins them in `message`."""
+
+    detail: str | list[dict[str, Any]]
+    message: str | None = None

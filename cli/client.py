@@ -46,10 +46,17 @@ def server_message(response: httpx.Response) -> str:
 
 
 class Client:
-    def __init__(self, url: str, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
+        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(
-            base_url=self.url, timeout=httpx.Timeout(30.0), transport=transport
+            base_url=self.url, timeout=httpx.Timeout(30.0), transport=transport, headers=headers
         )
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Double,
     Enum,
@@ -63,9 +64,15 @@ def _now() -> Any:
 
 class Job(Base):
     __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("owner", "idempotency_key"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
+    # Who submitted it (an API key's owner); only they and admins can see it.
+    owner: Mapped[str] = mapped_column(String(200), index=True, server_default="")
+    # Idempotency-Key of the request that created it, with the hash of that request's body.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_sha256: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[JobStatus] = mapped_column(
         Enum(JobStatus, name="job_status", values_callable=lambda e: [m.value for m in e]),
         default=JobStatus.QUEUED,
@@ -104,7 +111,12 @@ class Run(Base):
         Enum(RunStatus, name="run_status", values_callable=lambda e: [m.value for m in e]),
         default=RunStatus.QUEUED,
     )
+    # Claims so far; handbacks counts those that ended in a clean hand-back (a deploy), which
+    # do not count against the attempt limit.
     attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    handbacks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Beaten by the process training the run; a stale beat means that process is gone.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
     diverged_epoch: Mapped[int | None] = mapped_column(Integer)
     initial_weights_sha256: Mapped[str | None] = mapped_column(String(64))
@@ -141,3 +153,18 @@ class EpochMetric(Base):
     steps: Mapped[int | None] = mapped_column(BigInteger)
     x: Mapped[float | None] = mapped_column(Double)
     y: Mapped[float | None] = mapped_column(Double)
+
+
+class ApiKey(Base):
+    """An API key, stored as the SHA-256 of its secret (keys are 256 random bits, so a fast
+    hash is safe); the prefix names the key in listings without revealing it."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

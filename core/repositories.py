@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, selectinload
 
@@ -23,10 +23,25 @@ class JobRepository:
         self.session = session
 
     def create(
-        self, *, name: str, spec: dict[str, Any], runs: Sequence[RunSpec]
+        self,
+        *,
+        name: str,
+        spec: dict[str, Any],
+        runs: Sequence[RunSpec],
+        owner: str = "",
+        idempotency_key: str | None = None,
+        request_sha256: str | None = None,
     ) -> tuple[Job, list[uuid.UUID]]:
         """A queued job and its queued runs; the job and the runs' ids in sweep order."""
-        job = Job(id=uuid.uuid4(), name=name, spec=spec, status=JobStatus.QUEUED)
+        job = Job(
+            id=uuid.uuid4(),
+            name=name,
+            spec=spec,
+            status=JobStatus.QUEUED,
+            owner=owner,
+            idempotency_key=idempotency_key,
+            request_sha256=request_sha256,
+        )
         self.session.add(job)
         self.session.flush()
         rows = [
@@ -56,17 +71,40 @@ class JobRepository:
             query = query.with_for_update()
         return self.session.scalars(query).one_or_none()
 
-    def page(self, *, limit: int, offset: int) -> tuple[list[Job], int]:
-        """Newest first, with the total count."""
+    def page(self, *, limit: int, offset: int, owner: str | None = None) -> tuple[list[Job], int]:
+        """Newest first (of one owner's jobs, or everyone's), with the total count."""
+        where = [] if owner is None else [Job.owner == owner]
         jobs = self.session.scalars(
             select(Job)
+            .where(*where)
             .options(selectinload(Job.runs))
             .order_by(Job.created_at.desc(), Job.id.desc())
             .limit(limit)
             .offset(offset)
         ).all()
-        total = self.session.scalar(select(func.count()).select_from(Job)) or 0
+        total = self.session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
         return list(jobs), total
+
+    def lock_owner(self, owner: str) -> None:
+        """Serialize this owner's submissions until the transaction ends (limits, keys)."""
+        self.session.execute(select(func.pg_advisory_xact_lock(func.hashtext(owner))))
+
+    def by_idempotency_key(self, owner: str, key: str) -> Job | None:
+        return self.session.scalars(
+            select(Job).where(Job.owner == owner, Job.idempotency_key == key)
+        ).one_or_none()
+
+    def active_runs(self, owner: str) -> int:
+        """The owner's queued and running runs."""
+        return (
+            self.session.scalar(
+                select(func.count())
+                .select_from(Run)
+                .join(Job, Job.id == Run.job_id)
+                .where(Job.owner == owner, Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
+            )
+            or 0
+        )
 
     def request_cancel(self, job: Job) -> list[uuid.UUID]:
         """Mark the job cancelled-on-request and cancel its queued runs; their ids."""
@@ -93,6 +131,17 @@ class JobRepository:
         if job.status in FINISHED_JOB:
             job.finished_at = job.finished_at or _now()
         return job
+
+
+def tries(run: Run) -> int:
+    """Attempts that count against the limit: claims, less clean hand-backs."""
+    return run.attempt - run.handbacks
+
+
+def _stale(seconds: float) -> Any:
+    return func.coalesce(Run.heartbeat_at, Run.started_at) < func.now() - func.make_interval(
+        0, 0, 0, 0, 0, 0, seconds
+    )
 
 
 def job_status_of(statuses: Sequence[RunStatus], *, cancel_requested: bool) -> JobStatus:
@@ -122,20 +171,85 @@ class RunRepository:
             self.session.scalars(select(Run).where(Run.job_id == job_id).order_by(Run.index))
         )
 
-    def claim(self, run_id: uuid.UUID, *, worker: str) -> Run | None:
-        """Queued to running in one statement, so a duplicate delivery cannot train it twice."""
+    def claim(
+        self,
+        run_id: uuid.UUID,
+        *,
+        worker: str,
+        stale_after: float | None = None,
+        dead_worker: str | None = None,
+    ) -> Run | None:
+        """Take the run in one statement, so two deliveries cannot both train it.
+
+        A queued run is always taken. A running one only when its heartbeat is older than
+        `stale_after` seconds, or when its worker is `dead_worker` (a process this host knows
+        is gone): then the earlier attempt is dead and this one resumes it.
+        """
+        takeable = [Run.status == RunStatus.QUEUED]
+        if stale_after is not None:
+            takeable.append(and_(Run.status == RunStatus.RUNNING, _stale(stale_after)))
+        if dead_worker is not None:
+            takeable.append(and_(Run.status == RunStatus.RUNNING, Run.worker == dead_worker))
         return self.session.scalars(
             update(Run)
-            .where(Run.id == run_id, Run.status == RunStatus.QUEUED)
+            .where(Run.id == run_id, or_(*takeable))
             .values(
                 status=RunStatus.RUNNING,
                 attempt=Run.attempt + 1,
-                started_at=_now(),
+                started_at=func.coalesce(Run.started_at, func.now()),
+                heartbeat_at=func.now(),
                 worker=worker,
                 error=None,
             )
             .returning(Run)
         ).one_or_none()
+
+    def beat(self, run_id: uuid.UUID, *, attempt: int) -> tuple[bool, bool]:
+        """Mark the run alive; (whether this attempt still holds it, whether its job is to be
+        cancelled), the second read from Postgres, so a lost Redis flag cannot hide it."""
+        held = self.session.scalar(
+            update(Run)
+            .where(Run.id == run_id, Run.attempt == attempt, Run.status == RunStatus.RUNNING)
+            .values(heartbeat_at=func.now())
+            .returning(Run.job_id)
+        )
+        if held is None:
+            return False, False
+        cancel_at = self.session.scalar(select(Job.cancel_requested_at).where(Job.id == held))
+        return True, cancel_at is not None
+
+    def hand_back(self, run_id: uuid.UUID, *, attempt: int) -> bool:
+        """Queue the run again after a clean stop (a shutdown); it resumes from its checkpoint
+        and the try does not count against the attempt limit."""
+        returned = self.session.scalar(
+            update(Run)
+            .where(Run.id == run_id, Run.attempt == attempt, Run.status == RunStatus.RUNNING)
+            .values(
+                status=RunStatus.QUEUED,
+                handbacks=Run.handbacks + 1,
+                heartbeat_at=None,
+                error=None,
+            )
+            .returning(Run.id)
+        )
+        return returned is not None
+
+    def stale(self, *, stale_after: float, limit: int = 100) -> list[Run]:
+        """Running runs whose heartbeat is older than `stale_after` s, locked (others skip)."""
+        return list(
+            self.session.scalars(
+                select(Run)
+                .where(Run.status == RunStatus.RUNNING, _stale(stale_after))
+                .order_by(Run.heartbeat_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+
+    def requeue(self, run: Run, *, reason: str) -> None:
+        run.status = RunStatus.QUEUED
+        run.heartbeat_at = None
+        run.error = reason
 
     def record_start(
         self, run_id: uuid.UUID, *, initial_weights_sha256: str, environment: dict[str, Any]
@@ -154,10 +268,14 @@ class RunRepository:
         summary: dict[str, Any] | None = None,
         error: str | None = None,
         diverged_epoch: int | None = None,
-    ) -> None:
-        self.session.execute(
+        attempt: int | None = None,
+    ) -> bool:
+        """Record the outcome; with `attempt`, only if that attempt still holds the run (a
+        worker presumed dead and replaced must not overwrite its successor). Whether it did."""
+        fence = [] if attempt is None else [Run.attempt == attempt]
+        done = self.session.scalar(
             update(Run)
-            .where(Run.id == run_id)
+            .where(Run.id == run_id, *fence)
             .values(
                 status=status,
                 summary=summary,
@@ -165,7 +283,9 @@ class RunRepository:
                 diverged_epoch=diverged_epoch,
                 finished_at=_now(),
             )
+            .returning(Run.id)
         )
+        return done is not None
 
     def fail_unfinished(self, job_id: uuid.UUID, *, reason: str) -> None:
         self.session.execute(

@@ -2,8 +2,10 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -11,6 +13,12 @@ class Settings(BaseSettings):
     """Every setting of api and worker; see the README's configuration table."""
 
     model_config = SettingsConfigDict(env_prefix="OPTARENA_", extra="ignore")
+
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="In production, database and broker URLs with default credentials are "
+        "refused at start-up.",
+    )
 
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/optarena"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -41,10 +49,48 @@ class Settings(BaseSettings):
     )
 
     dataset_cache_dir: Path = Path(".data/datasets")
+    checkpoint_dir: Path = Field(
+        default=Path(".data/checkpoints"),
+        description="Per-run checkpoints (weights and optimizer state after each epoch); a "
+        "volume every worker shares, so a run resumes on any worker.",
+    )
+    heartbeat_seconds: float = Field(default=5, gt=0, description="How often a run beats.")
+    stale_after_seconds: float = Field(
+        default=60, gt=0, description="A running run whose last beat is older is re-queued."
+    )
+    reaper_interval_seconds: float = Field(
+        default=15, ge=0, description="How often the API looks for stale runs; 0: never."
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="Tries of a run (hand-backs on shutdown not counted)."
+    )
+    db_retry_seconds: float = Field(
+        default=300, ge=0, description="How long a worker retries a Postgres write."
+    )
+
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Request body limit.")
+    max_active_runs_per_owner: int = Field(
+        default=256, ge=1, description="Queued plus running runs one owner may have."
+    )
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, description="Requests per API key per minute; 0: unlimited."
+    )
     keras_backend: str = "tensorflow"
     deterministic_ops: bool = True
     worker_concurrency: int = 1
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _no_default_credentials_in_production(self) -> "Settings":
+        if self.environment == "production":
+            for name in ("database_url", "redis_url", "broker_url"):
+                problem = default_credentials(getattr(self, name))
+                if problem:
+                    raise ValueError(
+                        f"OPTARENA_{name.upper()} {problem}; set a real secret or "
+                        "OPTARENA_ENVIRONMENT=development"
+                    )
+        return self
 
     @property
     def celery_broker_url(self) -> str:
@@ -53,6 +99,21 @@ class Settings(BaseSettings):
     @property
     def visibility_timeout_seconds(self) -> int:
         return self.max_run_seconds + 3600
+
+
+WELL_KNOWN_PASSWORDS = frozenset({"", "postgres", "password", "guest", "optarena", "secret"})
+
+
+def default_credentials(url: str | None) -> str | None:
+    """Why the URL's credentials are a default (None if they are not, or it has no URL)."""
+    if url is None:
+        return None
+    password = urlsplit(url).password
+    if password is None:
+        return "has no password"
+    if password.lower() in WELL_KNOWN_PASSWORDS:
+        return f"uses the well-known password {password!r}"
+    return None
 
 
 @lru_cache

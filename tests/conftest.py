@@ -19,6 +19,34 @@ ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("OPTARENA_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 
+# Keys every test database holds: (owner, secret, admin).
+KEYS = {
+    "tester": ("tester", "oa_test-key-of-tester", False),
+    "other": ("other", "oa_test-key-of-other", False),
+    "admin": ("root", "oa_test-key-of-admin", True),
+}
+
+
+def auth(who: str = "tester") -> dict[str, str]:
+    """The Authorization header of a test key."""
+    return {"authorization": f"Bearer {KEYS[who][1]}"}
+
+
+def add_test_keys(url: str) -> None:
+    from core.keys import hash_key
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for owner, secret, admin in KEYS.values():
+            conn.execute(
+                text(
+                    "INSERT INTO api_keys (id, owner, prefix, key_sha256, admin) "
+                    "VALUES (gen_random_uuid(), :owner, :prefix, :sha, :admin)"
+                ),
+                {"owner": owner, "prefix": secret[:10], "sha": hash_key(secret), "admin": admin},
+            )
+    engine.dispose()
+
 
 def database_url(name: str) -> str:
     return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
@@ -58,6 +86,7 @@ def migrated_database() -> Iterator[str]:
     name = f"optarena_test_{os.getpid()}"
     url = create_database(name)
     migrate(url)
+    add_test_keys(url)
     yield url
     drop_database(name)
 

@@ -3,15 +3,21 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, status
+from fastapi import APIRouter, Body, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.auth import PrincipalDep, require_principal
 from api.comparisons import ComparisonError, compare_across_jobs
-from api.deps import SessionDep
+from api.deps import ERRORS, SessionDep
 from core.compare import Comparison, RankBy, TestName
 from core.spec import Metric
 
-router = APIRouter(prefix="/comparisons", tags=["comparisons"])
+router = APIRouter(
+    prefix="/comparisons",
+    tags=["comparisons"],
+    dependencies=[Depends(require_principal)],
+    responses=ERRORS,
+)
 
 
 class ComparisonRequest(BaseModel):
@@ -31,7 +37,7 @@ class ComparisonRequest(BaseModel):
 
 @router.post("", response_model=Comparison)
 def compare_runs_across_jobs(
-    request: Annotated[ComparisonRequest, Body()], session: SessionDep
+    request: Annotated[ComparisonRequest, Body()], session: SessionDep, principal: PrincipalDep
 ) -> Comparison:
     """The same table as a job's comparison, over runs from any jobs with the same dataset
     and model; mixing datasets or models is refused with the reason."""
@@ -46,6 +52,7 @@ def compare_runs_across_jobs(
             ranked_by=request.by,
             test=request.test,
             target=request.target,
+            owner=None if principal.admin else principal.owner,
         )
     except ComparisonError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error

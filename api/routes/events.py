@@ -18,25 +18,28 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
-from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import PrincipalDep, require_principal
+from api.deps import ERRORS
 from core.models import FINISHED_JOB, Job, Run
 from core.records import SequencedRecord
 from core.repositories import EpochRepository
 from core.stream import gapless, metrics_key
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], dependencies=[Depends(require_principal)], responses=ERRORS)
 
 PAGE = 1000
 
 
 @dataclass(frozen=True)
 class Snapshot:
+    owner: str
     status: str
     finished: bool
     metrics_seq: int
@@ -54,6 +57,7 @@ def _snapshot(sessions: sessionmaker[Session], job_id: uuid.UUID) -> Snapshot | 
             .order_by(Run.index)
         ).all()
         return Snapshot(
+            owner=job.owner,
             status=job.status.value,
             finished=job.status in FINISHED_JOB,
             metrics_seq=job.metrics_seq,
@@ -113,6 +117,7 @@ def _parse_cursor(value: str | None, source: str) -> int | None:
 async def job_events(
     job_id: uuid.UUID,
     request: Request,
+    principal: PrincipalDep,
     after: Annotated[
         str | None, Query(description="Start after this cursor (Last-Event-ID wins).")
     ] = None,
@@ -124,7 +129,7 @@ async def job_events(
     if cursor is None:
         cursor = _parse_cursor(after, "after") or 0
     first = await run_in_threadpool(_snapshot, state.sessions, job_id)
-    if first is None:
+    if first is None or not principal.sees(first.owner):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
     if cursor > first.metrics_seq:
         raise HTTPException(

@@ -1,18 +1,21 @@
 """/jobs: submit, list, read, poll metrics, compare, cancel."""
 
 import csv
+import hashlib
 import io
+import json
 import logging
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 
+from api.auth import Principal, PrincipalDep, require_principal
 from api.comparisons import ComparisonError, compare_job
-from api.deps import QueueDep, SessionDep, SettingsDep, StreamDep
-from api.schemas import JobOut, JobPage, JobSummary, MetricItem, MetricsPage
+from api.deps import ERRORS, QueueDep, SessionDep, SettingsDep, StreamDep
+from api.schemas import ErrorOut, JobOut, JobPage, JobSummary, MetricItem, MetricsPage
 from core.compare import Comparison, RaceComparison, RankBy, TestName
 from core.expand import expand_job
 from core.models import FINISHED_JOB, Job
@@ -30,7 +33,9 @@ from core.spec import (
 from core.stream import MetricsStream
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(
+    prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_principal)], responses=ERRORS
+)
 
 EXAMPLES: dict[str, Any] = {
     "sgd-adam-rmsprop": {
@@ -83,9 +88,47 @@ def _not_found(job_id: uuid.UUID) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobOut)
+def visible_job(session: Session, job_id: uuid.UUID, principal: Principal, **options: bool) -> Job:
+    """The job if this key may see it; another owner's job is as absent as a missing one."""
+    job = JobRepository(session).get(job_id, **options)
+    if job is None or not principal.sees(job.owner):
+        raise _not_found(job_id)
+    return job
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        description="Send the same key again (a retry) to get the same job back, not a second "
+        "one; the same key with another body is refused (422).",
+    ),
+]
+
+
+def _request_sha256(spec: AnyJobSpec) -> str:
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobOut,
+    responses={
+        200: {"model": JobOut, "description": "A retry with the same Idempotency-Key."},
+        503: {"model": ErrorOut, "description": "The broker is unreachable."},
+    },
+)
 def submit_job(
-    spec: JobSpecBody, session: SessionDep, settings: SettingsDep, queue: QueueDep
+    spec: JobSpecBody,
+    session: SessionDep,
+    settings: SettingsDep,
+    queue: QueueDep,
+    principal: PrincipalDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Queue a comparison: one run per optimizer x batch size x seed.
 
@@ -106,8 +149,35 @@ def submit_job(
         )
     runs = expand_job(spec)
     jobs = JobRepository(session)
+    jobs.lock_owner(principal.owner)
+    digest = _request_sha256(spec)
+    if idempotency_key is not None:
+        earlier = jobs.by_idempotency_key(principal.owner, idempotency_key)
+        if earlier is not None:
+            if earlier.request_sha256 != digest:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    f"Idempotency-Key {idempotency_key!r} was used for another request (job "
+                    f"{earlier.id}); send a new key for a new job",
+                )
+            response.status_code = status.HTTP_200_OK
+            response.headers["Idempotent-Replayed"] = "true"
+            return _job_out(session, earlier.id)
+    active = jobs.active_runs(principal.owner)
+    if active + len(runs) > settings.max_active_runs_per_owner:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"{principal.owner} has {active} runs queued or running and this job adds "
+            f"{len(runs)}; the limit is {settings.max_active_runs_per_owner}. Wait for runs "
+            "to finish or cancel a job",
+        )
     job, run_ids = jobs.create(
-        name=spec.display_name(), spec=spec.model_dump(mode="json"), runs=runs
+        name=spec.display_name(),
+        spec=spec.model_dump(mode="json"),
+        runs=runs,
+        owner=principal.owner,
+        idempotency_key=idempotency_key,
+        request_sha256=digest,
     )
     session.commit()
     job_id = job.id
@@ -117,7 +187,9 @@ def submit_job(
         log.exception("could not queue job %s", job_id)
         reason = f"could not be queued: the broker is unreachable ({type(error).__name__})"
         RunRepository(session).fail_unfinished(job_id, reason=reason)
-        jobs.settle(job_id)
+        settled = jobs.settle(job_id)
+        if settled is not None:  # A retry with the same Idempotency-Key makes a new job.
+            settled.idempotency_key = None
         session.commit()
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"job {job_id} {reason}; submit it again"
@@ -136,17 +208,20 @@ def _job_out(session: Session, job_id: uuid.UUID) -> JobOut:
 @router.get("", response_model=JobPage)
 def list_jobs(
     session: SessionDep,
+    principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobPage:
-    """Jobs, newest first."""
-    jobs, total = JobRepository(session).page(limit=limit, offset=offset)
+    """Your jobs (an admin key: everyone's), newest first."""
+    owner = None if principal.admin else principal.owner
+    jobs, total = JobRepository(session).page(limit=limit, offset=offset, owner=owner)
     return JobPage(items=[JobSummary.of(j) for j in jobs], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: uuid.UUID, session: SessionDep) -> JobOut:
+def get_job(job_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> JobOut:
     """The job, its spec and every run with status, error and summary."""
+    visible_job(session, job_id, principal)
     return _job_out(session, job_id)
 
 
@@ -170,6 +245,7 @@ def get_metrics(
     job_id: uuid.UUID,
     session: SessionDep,
     stream: StreamDep,
+    principal: PrincipalDep,
     after: Annotated[
         int, Query(ge=0, description="The next_cursor of the previous page; 0 from the start.")
     ] = 0,
@@ -178,9 +254,7 @@ def get_metrics(
     """Epoch records after the cursor. Pass next_cursor back to see each record exactly once."""
     # Read the job (status and last sequence number) before the records: every record up to
     # that number is committed, so a finished status is never paired with missing records.
-    job = JobRepository(session).get(job_id)
-    if job is None:
-        raise _not_found(job_id)
+    job = visible_job(session, job_id, principal)
     if after > job.metrics_seq:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -229,6 +303,7 @@ TargetQuery = Annotated[
 def get_comparison(
     job_id: uuid.UUID,
     session: SessionDep,
+    principal: PrincipalDep,
     metric: MetricQuery = "val_accuracy",
     epochs: EpochsQuery = [],  # noqa: B006 (FastAPI copies defaults)
     batch_size: BatchQuery = [],  # noqa: B006
@@ -248,9 +323,7 @@ def get_comparison(
     value, the mean curve with its band, the area under the curve, the generalization gap,
     time to target and which runs diverged or failed. `runs` lists every run on its own.
     """
-    job = JobRepository(session).get(job_id, with_runs=True)
-    if job is None:
-        raise _not_found(job_id)
+    job = visible_job(session, job_id, principal, with_runs=True)
     try:
         return compare_job(
             session,
@@ -297,11 +370,9 @@ EXPORT_COLUMNS = (
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}, "description": "One row per run and epoch."}},
 )
-def export_csv(job_id: uuid.UUID, session: SessionDep) -> Response:
+def export_csv(job_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> Response:
     """Every epoch record (every step, for a race) with its run: for spreadsheets and pandas."""
-    job = JobRepository(session).get(job_id, with_runs=True)
-    if job is None:
-        raise _not_found(job_id)
+    job = visible_job(session, job_id, principal, with_runs=True)
     runs = {r.id: r for r in job.runs}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -356,15 +427,14 @@ def plot(
     job_id: uuid.UUID,
     fmt: Literal["png", "svg"],
     session: SessionDep,
+    principal: PrincipalDep,
     metric: Annotated[Metric, Query(description="Training jobs: the metric to draw.")] = "val_loss",
     x: Annotated[
         Literal["epoch", "steps", "examples", "seconds"], Query(description="The x-axis.")
     ] = "epoch",
 ) -> Response:
     """The curves of every run, coloured by arm; for a race, the contour with every path."""
-    job = JobRepository(session).get(job_id, with_runs=True)
-    if job is None:
-        raise _not_found(job_id)
+    job = visible_job(session, job_id, principal, with_runs=True)
     from api.plots import draw  # matplotlib loads on the first plot, not at start-up
 
     records = EpochRepository(session).for_job(job_id)
@@ -374,13 +444,15 @@ def plot(
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
 def cancel_job(
-    job_id: uuid.UUID, session: SessionDep, stream: StreamDep, settings: SettingsDep
+    job_id: uuid.UUID,
+    session: SessionDep,
+    stream: StreamDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> JobOut:
     """Queued runs never start; running runs stop at the end of their current batch."""
     jobs = JobRepository(session)
-    job = jobs.get(job_id, lock=True)
-    if job is None:
-        raise _not_found(job_id)
+    job = visible_job(session, job_id, principal, lock=True)
     if job.status in FINISHED_JOB:
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} already ended: {job.status}")
     jobs.request_cancel(job)

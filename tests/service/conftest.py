@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from core.settings import Settings
 from core.stream import MetricsStream, make_redis
+from tests.conftest import auth
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def stream(redis_client: redis_lib.Redis, test_settings: Settings) -> MetricsStr
 def client(
     test_settings: Settings, db_engine: object, redis_client: object
 ) -> Iterator[TestClient]:
-    with TestClient(create_app(test_settings)) as test_client:
+    with TestClient(create_app(test_settings), headers=auth()) as test_client:
         yield test_client
 
 

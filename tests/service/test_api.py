@@ -15,6 +15,7 @@ from api.app import create_app
 from core.records import EpochRecord
 from core.settings import Settings
 from core.stream import MetricsStream, metrics_key
+from tests.conftest import auth
 from worker.service import WorkerContext, store_record
 
 CLASSIC = {"optimizers": ["sgd", "adam", "rmsprop"], "batch_size": 32, "epochs": 5}
@@ -242,7 +243,7 @@ def test_an_unreachable_broker_is_503_and_the_runs_say_why(
     test_settings: Settings, db_engine: object, redis_client: object
 ) -> None:
     settings = test_settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=auth()) as client:
         response = client.post("/jobs", json={"optimizers": ["sgd"]})
         assert response.status_code == 503 and "submit it again" in response.json()["detail"]
         [job] = client.get("/jobs").json()["items"]

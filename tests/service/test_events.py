@@ -18,6 +18,7 @@ from core.models import RunStatus
 from core.repositories import JobRepository, RunRepository
 from core.settings import Settings
 from core.stream import MetricsStream
+from tests.conftest import KEYS, auth
 from tests.service.test_api import record, submit, worker_context
 from worker.service import store_record
 
@@ -37,7 +38,7 @@ def start(sessions: sessionmaker[Session], job: dict[str, Any]) -> None:
 
 
 def events(url: str, job_id: str) -> list[Event]:
-    with Client(url) as client:
+    with Client(url, api_key=KEYS["tester"][1]) as client:
         collected = []
         for event in client.events(job_id, retry_seconds=0.05, max_retries=0):
             collected.append(event)
@@ -61,11 +62,11 @@ def test_an_ended_job_is_replayed_then_closed_and_resumes_after_an_event_id(
     assert [e.event for e in replay] == ["run", "run", "epoch", "epoch", "epoch", "epoch", "done"]
     assert [e.id for e in replay if e.event == "epoch"] == ["1", "2", "3", "4"]
     assert replay[-1].data["status"] == "succeeded"
-    with Client(live_url) as c:
+    with Client(live_url, api_key=KEYS["tester"][1]) as c:
         resumed = list(c.events(job["id"], after="2"))
     assert [e.id for e in resumed if e.event == "epoch"] == ["3", "4"]
     header = httpx.get(
-        f"{live_url}/jobs/{job['id']}/events", headers={"last-event-id": "3"}, timeout=10
+        f"{live_url}/jobs/{job['id']}/events", headers={"last-event-id": "3", **auth()}, timeout=10
     )
     assert header.text.count("event: epoch") == 1 and "id: 4" in header.text
 
@@ -114,7 +115,7 @@ def test_clients_that_go_away_leave_no_blocked_redis_reads(
     start(sessions, job)
     baseline = blocked_reads(redis_client)
     streams: list[Iterator[Any]] = []
-    http = httpx.Client(base_url=live_url, timeout=10)
+    http = httpx.Client(base_url=live_url, timeout=10, headers=auth())
     contexts = [http.stream("GET", f"/jobs/{job['id']}/events") for _ in range(30)]
     for context in contexts:
         response = context.__enter__()
@@ -134,11 +135,11 @@ def test_clients_that_go_away_leave_no_blocked_redis_reads(
 
 
 def test_unknown_jobs_and_bad_cursors_are_refused(client: TestClient, live_url: str) -> None:
-    assert httpx.get(f"{live_url}/jobs/{uuid.uuid4()}/events").status_code == 404
+    assert httpx.get(f"{live_url}/jobs/{uuid.uuid4()}/events", headers=auth()).status_code == 404
     job = submit(client, {"optimizers": ["sgd"]})
     url = f"{live_url}/jobs/{job['id']}/events"
-    assert httpx.get(url, headers={"last-event-id": "abc"}).status_code == 422
-    assert httpx.get(url, params={"after": 5}).status_code == 422
+    assert httpx.get(url, headers={"last-event-id": "abc", **auth()}).status_code == 422
+    assert httpx.get(url, params={"after": 5}, headers=auth()).status_code == 422
 
 
 class DropOnce(httpx.HTTPTransport):
@@ -182,7 +183,7 @@ def test_the_client_resumes_a_dropped_stream_without_gap_or_duplicate(
             store_record(uuid.UUID(job["id"]), record(run["id"], epoch, 0.5), ctx)
     finish(sessions, job)
     network = DropOnce(after_lines=12)  # two run events, then into the epochs
-    with Client(live_url, transport=network) as c:
+    with Client(live_url, api_key=KEYS["tester"][1], transport=network) as c:
         seen = list(c.events(job["id"], retry_seconds=0.01))
     assert network.dropped and len(network.last_event_ids) == 2
     assert network.last_event_ids[0] is None and network.last_event_ids[1] is not None
@@ -193,7 +194,9 @@ def test_an_idle_stream_gets_heartbeats(client: TestClient, live_url: str) -> No
     job = submit(client, {"optimizers": ["sgd"]})  # queued: nothing will happen
     lines: list[str] = []
     started = time.monotonic()
-    with httpx.stream("GET", f"{live_url}/jobs/{job['id']}/events", timeout=10) as response:
+    with httpx.stream(
+        "GET", f"{live_url}/jobs/{job['id']}/events", timeout=10, headers=auth()
+    ) as response:
         for line in response.iter_lines():
             lines.append(line)
             if line.startswith(":") or time.monotonic() - started > 5:

@@ -1,0 +1,53 @@
+"""The reaper: runs whose worker stopped beating go back to the queue, or, after too many
+tries, end failed with the reason. Safe to run in several processes at once (SKIP LOCKED)."""
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import transaction
+from core.models import Run, RunStatus
+from core.repositories import JobRepository, RunRepository, tries
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Reaped:
+    requeued: list[uuid.UUID] = field(default_factory=list)
+    failed: list[uuid.UUID] = field(default_factory=list)
+
+
+def gave_up_reason(run: Run, max_attempts: int) -> str:
+    return (
+        f"its worker died during each of {tries(run)} attempts (last on {run.worker}); "
+        f"not retried again (OPTARENA_MAX_ATTEMPTS={max_attempts})"
+    )
+
+
+def reap(sessions: sessionmaker[Session], *, stale_after: float, max_attempts: int) -> Reaped:
+    """Re-queue or fail every stale run; the ids, for the caller to send to the workers."""
+    reaped = Reaped()
+    with transaction(sessions) as session:
+        runs = RunRepository(session)
+        jobs = set()
+        for run in runs.stale(stale_after=stale_after):
+            jobs.add(run.job_id)
+            if tries(run) >= max_attempts:
+                runs.finish(
+                    run.id, status=RunStatus.FAILED, error=gave_up_reason(run, max_attempts)
+                )
+                reaped.failed.append(run.id)
+                log.warning("run %s failed: %s", run.id, gave_up_reason(run, max_attempts))
+            else:
+                beat = run.heartbeat_at.isoformat() if run.heartbeat_at else "never"
+                runs.requeue(
+                    run, reason=f"re-queued: worker {run.worker} stopped beating (last: {beat})"
+                )
+                reaped.requeued.append(run.id)
+                log.warning("run %s re-queued: worker %s stopped beating", run.id, run.worker)
+        for job_id in jobs:
+            JobRepository(session).settle(job_id)
+    return reaped
