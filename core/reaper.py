@@ -20,10 +20,11 @@ class Reaped:
     failed: list[uuid.UUID] = field(default_factory=list)
 
 
-def gave_up_reason(run: Run, max_attempts: int) -> str:
+def gave_up_reason(run: Run, max_attempts: int, *, died: int | None = None) -> str:
+    """Why a run is not tried again: its worker died during every attempt it had."""
     return (
-        f"its worker died during each of {tries(run)} attempts (last on {run.worker}); "
-        f"not retried again (OPTARENA_MAX_ATTEMPTS={max_attempts})"
+        f"its worker died during each of {tries(run) if died is None else died} attempts "
+        f"(last on {run.worker}); not retried again (OPTARENA_MAX_ATTEMPTS={max_attempts})"
     )
 
 

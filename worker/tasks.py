@@ -4,11 +4,13 @@ import logging
 import uuid
 from functools import cache
 
+from celery.exceptions import Reject
+
 from core.db import make_engine, make_session_factory
 from core.settings import get_settings
 from core.stream import MetricsStream, make_redis
 from worker.celery_app import app
-from worker.service import WorkerContext, execute_run
+from worker.service import HANDED_BACK, WorkerContext, execute_run
 
 log = logging.getLogger(__name__)
 
@@ -33,4 +35,6 @@ def train_run(run_id: str) -> str:
     """Train the run with this id."""
     outcome = execute_run(uuid.UUID(run_id), _context())
     log.info("run %s: %s", run_id, outcome)
+    if outcome == HANDED_BACK:  # back on the queue; the next worker resumes it
+        raise Reject(f"run {run_id} handed back at shutdown", requeue=True)
     return outcome

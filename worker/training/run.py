@@ -15,6 +15,7 @@ import numpy as np
 from core.records import EpochRecord
 from core.spec import CnnSpec, LayersSpec, MlpSpec, NamedDatasetSpec, SyntheticDatasetSpec
 from worker.backend import describe_environment
+from worker.training import checkpoints
 from worker.training.callbacks import EpochReporter, StopGuard, StopState
 from worker.training.datasets import Dataset, load_dataset
 from worker.training.models import build_model, weights_sha256
@@ -33,6 +34,27 @@ class TrainingPlan:
     epochs: int
     seed: int
     evaluate_initial: bool = True
+    # Where the run's checkpoint lives; None: no checkpoints, a retried run starts over.
+    checkpoint_dir: Path | None = None
+
+    def fingerprint(self) -> str:
+        """Everything that shapes the training, so a checkpoint is only loaded into its own."""
+        return checkpoints.fingerprint(
+            {
+                "run_id": self.run_id,
+                "dataset": self.dataset.model_dump(mode="json"),
+                "model": self.model.model_dump(mode="json"),
+                "optimizer": self.optimizer,
+                "batch_size": self.batch_size,
+                "epochs": self.epochs,
+                "seed": self.seed,
+                "evaluate_initial": self.evaluate_initial,
+            }
+        )
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -44,15 +66,18 @@ class TrainingHooks:
     cancel_requested: Callable[[], bool]
     poll_seconds: float = 0.2
     on_records: Callable[[list[EpochRecord]], object] | None = None  # many at once, in order
+    # Asked after each checkpointed epoch: True stops there, to be resumed elsewhere (shutdown).
+    hand_back_requested: Callable[[], bool] = _never
 
 
 @dataclass
 class TrainingOutcome:
-    status: Literal["succeeded", "diverged", "cancelled"]
+    status: Literal["succeeded", "diverged", "cancelled", "handed_back"]
     epochs_completed: int
     initial_weights_sha256: str
     diverged_epoch: int | None = None
     records: list[EpochRecord] = field(default_factory=list)
+    resumed_from_epoch: int | None = None
 
     def summary(self) -> dict[str, Any]:
         """Final and best metrics, for the run's row."""
@@ -86,6 +111,10 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: TrainingHooks) -> Train
     Fairness: the seed alone fixes the split, the initial weights (Keras is seeded before the
     model is built), the dropout masks and the example order of every epoch; the optimizer
     is built after the model and draws no randomness.
+
+    Resumption: after each reported epoch the whole state is checkpointed; a run that finds
+    its checkpoint continues after that epoch with the same weights, optimizer moments,
+    dropout RNG state and example order, so it computes what the uninterrupted run would have.
     """
     data = load_dataset(plan.dataset, seed=plan.seed, cache_dir=cache_dir)
     keras.utils.set_random_seed(plan.seed)
@@ -96,9 +125,17 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: TrainingHooks) -> Train
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
+    outcome = TrainingOutcome("succeeded", 0, initial_sha)
+    saved_at = None
+    owner = plan.fingerprint()
+    if plan.checkpoint_dir is not None:
+        saved_at = checkpoints.checkpoint_path(plan.checkpoint_dir, plan.run_id)
+        resumed = checkpoints.load(saved_at, owner=owner)
+        if resumed is not None and checkpoints.restore(model, resumed):
+            outcome.records = list(resumed.records)
+            outcome.epochs_completed = outcome.resumed_from_epoch = resumed.epoch
     hooks.on_start(initial_sha, describe_environment())
 
-    outcome = TrainingOutcome("succeeded", 0, initial_sha)
     n_train = len(data.x_train)
     steps_per_epoch = math.ceil(n_train / plan.batch_size)
 
@@ -110,7 +147,7 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: TrainingHooks) -> Train
         outcome.records.append(record)
         outcome.epochs_completed = epoch
 
-    if plan.evaluate_initial:
+    if plan.evaluate_initial and outcome.resumed_from_epoch is None:
         started = time.perf_counter()
         report(0, _evaluate(model, data), time.perf_counter() - started)
 
@@ -120,7 +157,7 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: TrainingHooks) -> Train
         EpochReporter(state, report=report),
     ]
     validation = (data.x_val, data.y_val) if data.x_val is not None else None
-    for epoch in range(plan.epochs):
+    for epoch in range(outcome.resumed_from_epoch or 0, plan.epochs):
         order = epoch_order(plan.seed, epoch, n_train)
         model.fit(
             data.x_train[order],
@@ -136,6 +173,13 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: TrainingHooks) -> Train
         )
         if state.stopped:
             break
+        if saved_at is not None:
+            checkpoints.save(
+                saved_at, epoch=epoch + 1, model=model, records=outcome.records, owner=owner
+            )
+        if epoch + 1 < plan.epochs and hooks.hand_back_requested():
+            outcome.status = "handed_back"
+            return outcome
     if state.diverged_epoch is not None:
         outcome.status, outcome.diverged_epoch = "diverged", state.diverged_epoch
     elif state.cancelled:

@@ -108,3 +108,109 @@ def test_cnn_preset_trains_on_digits(tmp_path: Path) -> None:
 def test_epoch_order_depends_on_seed_and_epoch_only() -> None:
     assert np.array_equal(epoch_order(3, 1, 100), epoch_order(3, 1, 100))
     assert not np.array_equal(epoch_order(3, 1, 100), epoch_order(3, 2, 100))
+
+
+def _resumable(run_id: uuid.UUID, tmp_path: Path, *, optimizer: Any, epochs: int) -> TrainingPlan:
+    spec = JobSpec.model_validate(
+        {
+            "optimizers": [optimizer],
+            "model": {"preset": "mlp", "hidden_units": [32], "dropout": 0.2},
+            "dataset": {"name": "digits"},
+        }
+    )
+    return TrainingPlan(
+        run_id=run_id,
+        dataset=spec.dataset,
+        model=spec.model,
+        optimizer=spec.optimizers[0].config,
+        batch_size=32,
+        epochs=epochs,
+        seed=3,
+        checkpoint_dir=tmp_path / "checkpoints",
+    )
+
+
+def _hooks(records: list[EpochRecord], *, hand_back_after: int | None = None) -> TrainingHooks:
+    return TrainingHooks(
+        on_start=lambda sha, env: None,
+        on_record=records.append,
+        cancel_requested=lambda: False,
+        hand_back_requested=lambda: hand_back_after is not None
+        and records[-1].epoch >= hand_back_after,
+    )
+
+
+# Resumed training computes what uninterrupted training does: the same weights, optimizer
+# moments (Adam with a schedule, so the iteration count matters too), dropout RNG state and
+# example order. Bitwise on one machine with deterministic ops; the stated tolerance is 1e-6.
+RESUME_TOLERANCE = 1e-6
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        {"name": "adam", "learning_rate": {"schedule": "cosine", "initial_learning_rate": 0.01, "decay_steps": 200}},
+        {"name": "sgd", "momentum": 0.9, "nesterov": True},
+    ],
+)
+def test_a_run_resumed_from_its_checkpoint_equals_the_uninterrupted_run(
+    tmp_path: Path, optimizer: Any
+) -> None:
+    whole: list[EpochRecord] = []
+    train(
+        _resumable(uuid.uuid4(), tmp_path, optimizer=optimizer, epochs=4),
+        cache_dir=tmp_path,
+        hooks=_hooks(whole),
+    )
+    run_id = uuid.uuid4()
+    first: list[EpochRecord] = []
+    stopped = train(
+        _resumable(run_id, tmp_path, optimizer=optimizer, epochs=4),
+        cache_dir=tmp_path,
+        hooks=_hooks(first, hand_back_after=2),
+    )
+    assert stopped.status == "handed_back" and stopped.epochs_completed == 2
+    second: list[EpochRecord] = []
+    resumed = train(
+        _resumable(run_id, tmp_path, optimizer=optimizer, epochs=4),
+        cache_dir=tmp_path,
+        hooks=_hooks(second),
+    )
+    assert resumed.status == "succeeded" and resumed.resumed_from_epoch == 2
+    assert [r.epoch for r in first] == [0, 1, 2] and [r.epoch for r in second] == [3, 4]
+    assert [r.epoch for r in resumed.records] == [0, 1, 2, 3, 4]
+    for a, b in zip(whole, first + second, strict=True):
+        for name in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+            x, y = getattr(a, name), getattr(b, name)
+            assert abs(x - y) <= RESUME_TOLERANCE * max(1.0, abs(x)), (a.epoch, name, x, y)
+    uninterrupted = TrainingOutcome("succeeded", 4, "", records=whole).summary()["final"]
+    final = resumed.summary()["final"]
+    assert np.allclose(list(final.values()), list(uninterrupted.values()), rtol=RESUME_TOLERANCE)
+
+
+def test_a_checkpoint_of_another_configuration_or_a_damaged_one_is_not_loaded(
+    tmp_path: Path,
+) -> None:
+    run_id = uuid.uuid4()
+    records: list[EpochRecord] = []
+    train(
+        _resumable(run_id, tmp_path, optimizer="adam", epochs=3),
+        cache_dir=tmp_path,
+        hooks=_hooks(records, hand_back_after=1),
+    )
+    other: list[EpochRecord] = []
+    outcome = train(  # same run id, another optimizer: starts over
+        _resumable(run_id, tmp_path, optimizer="sgd", epochs=3),
+        cache_dir=tmp_path,
+        hooks=_hooks(other, hand_back_after=1),
+    )
+    assert outcome.resumed_from_epoch is None and [r.epoch for r in other] == [0, 1]
+    saved = tmp_path / "checkpoints" / f"{run_id}.npz"
+    saved.write_bytes(b"not a checkpoint")
+    again: list[EpochRecord] = []
+    outcome = train(
+        _resumable(run_id, tmp_path, optimizer="sgd", epochs=1),
+        cache_dir=tmp_path,
+        hooks=_hooks(again),
+    )
+    assert outcome.resumed_from_epoch is None and outcome.status == "succeeded"
