@@ -28,6 +28,9 @@ async function api(method, path, body) {
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = await response.json().catch(() => ({}));
+  if (response.status === 401) {
+    signInPage(data.detail);
+  }
   if (!response.ok) {
     const error = new Error(data.message || (typeof data.detail === "string" ? data.detail : response.statusText));
     error.status = response.status;
@@ -41,7 +44,54 @@ const fmt = (v, digits = 4) => (v === null || v === undefined ? "–" : Number(v
 
 // ------------------------------------------------------------------ router
 
-function route() {
+// ------------------------------------------------------------------ sign in
+
+// The key goes to POST /session once; the server keeps it in an HttpOnly, SameSite=Strict
+// cookie, which also authenticates the event stream and images (they cannot send headers).
+function signInPage(message) {
+  cleanup();
+  cleanup = () => {};
+  const input = el("input", { id: "api-key", type: "password", size: 60, placeholder: "oa_…", autocomplete: "off" });
+  const error = el("p", { id: "signin-error", class: "error" });
+  const form = el("form", {
+    id: "signin",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      const response = await fetch("/session", {
+        method: "POST",
+        headers: { authorization: `Bearer ${input.value.trim()}` },
+      });
+      const data = await response.json().catch(() => ({}));
+      if (response.ok) route();
+      else error.textContent = data.detail || response.statusText;
+    },
+  }, el("label", { for: "api-key" }, "API key "), input, " ", el("button", { id: "signin-submit", type: "submit" }, "Sign in"));
+  document.getElementById("who").textContent = "";
+  view.replaceChildren(
+    el("h2", {}, "Sign in"),
+    el("p", {}, "Paste your API key. Make one with ", el("code", {}, "optarena keys create --owner NAME"), "."),
+    form,
+    error,
+  );
+  if (message && message.includes("not valid")) error.textContent = message;
+}
+
+async function signOut() {
+  await fetch("/session", { method: "DELETE" });
+  signInPage();
+}
+
+async function route() {
+  const who = await fetch("/session");
+  if (who.status === 401) {
+    signInPage();
+    return;
+  }
+  const me = await who.json();
+  document.getElementById("who").replaceChildren(
+    `${me.owner}${me.admin ? " (admin)" : ""} `,
+    el("a", { href: "#/", id: "sign-out", onclick: (e) => { e.preventDefault(); signOut(); } }, "sign out"),
+  );
   cleanup();
   cleanup = () => {};
   const hash = location.hash || "#/";

@@ -22,6 +22,8 @@ class Service:
     url: str
     http: httpx.Client
     logs: Path
+    key: str
+    env: dict[str, str]
 
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         response = self.http.post("/jobs", json=body)
@@ -64,6 +66,17 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     }
     bin_dir = Path(sys.executable).parent
     subprocess.run([str(bin_dir / "alembic"), "upgrade", "head"], cwd=ROOT, env=env, check=True)
+    # The first key, made the way the README says.
+    made = subprocess.run(
+        [str(bin_dir / "optarena"), "keys", "create", "--owner", "e2e"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = made.stdout.strip()
+    assert key.startswith("oa_") and "shown only now" in made.stderr, made
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", module],
@@ -75,7 +88,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         for module in ("api", "worker")
     ]
     url = f"http://127.0.0.1:{port}"
-    http = httpx.Client(base_url=url, timeout=30)
+    http = httpx.Client(base_url=url, timeout=30, headers={"authorization": f"Bearer {key}"})
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -87,7 +100,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             if time.monotonic() > deadline:
                 raise AssertionError((logs / "api.log").read_text())
             time.sleep(0.1)
-        yield Service(url=url, http=http, logs=logs / "worker.log")
+        yield Service(url=url, http=http, logs=logs / "worker.log", key=key, env=env)
     finally:
         http.close()
         for process in processes:

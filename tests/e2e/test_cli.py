@@ -25,7 +25,12 @@ def optarena(
         text=True,
         timeout=timeout,
         cwd=ROOT,
-        env={**os.environ, "OPTARENA_URL": service.url, "COLUMNS": "200"},
+        env={
+            **os.environ,
+            "OPTARENA_URL": service.url,
+            "OPTARENA_API_KEY": service.key,
+            "COLUMNS": "200",
+        },
     )
 
 

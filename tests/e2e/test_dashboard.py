@@ -31,9 +31,20 @@ def page() -> Page:
         browser.close()
 
 
-def test_submit_through_the_form_and_watch_it_live(service: Service, page: Page) -> None:
+def sign_in(page: Page, service: Service) -> None:
     page.goto(f"{service.url}/")
+    expect(page.locator("h2")).to_have_text("Sign in")
+    page.fill("#api-key", "oa_not-a-key")
+    page.click("#signin-submit")
+    expect(page.locator("#signin-error")).to_contain_text("not valid")
+    page.fill("#api-key", service.key)
+    page.click("#signin-submit")
     expect(page.locator("h2")).to_have_text("Jobs")
+    expect(page.locator("#who")).to_contain_text("e2e")
+
+
+def test_submit_through_the_form_and_watch_it_live(service: Service, page: Page) -> None:
+    sign_in(page, service)
     page.click("#nav-new")
 
     # The API's 422 message appears next to the field it is about.
@@ -73,6 +84,7 @@ def test_submit_through_the_form_and_watch_it_live(service: Service, page: Page)
 
 def test_cancel_from_the_job_page(service: Service, page: Page) -> None:
     job = service.submit({"optimizers": ["sgd"], "epochs": 200, "name": "to cancel"})
+    sign_in(page, service)
     page.goto(f"{service.url}/#/jobs/{job['id']}")
     page.wait_for_function(f"{POINTS} >= 2", timeout=60_000)
     page.click("#cancel")
