@@ -22,7 +22,7 @@ def hand_back_requested() -> bool:
     return draining.is_set()
 
 
-def _children(parent: int) -> list[int]:
+def children_of(parent: int) -> list[int]:
     """The pids whose parent is `parent` (Linux /proc)."""
     found = []
     for entry in Path("/proc").iterdir():
@@ -44,7 +44,7 @@ def _listen_for_drain(**_: Any) -> None:
 
 @signals.worker_shutting_down.connect  # type: ignore[untyped-decorator]
 def _drain_pool(sig: str = "", how: str = "", **_: Any) -> None:
-    children = _children(os.getpid())
+    children = children_of(os.getpid())
     log.warning(
         "%s (%s shutdown): %d pool processes hand their runs back after the current epoch",
         sig,

@@ -135,8 +135,9 @@ def _hooks(records: list[EpochRecord], *, hand_back_after: int | None = None) ->
         on_start=lambda sha, env: None,
         on_record=records.append,
         cancel_requested=lambda: False,
-        hand_back_requested=lambda: hand_back_after is not None
-        and records[-1].epoch >= hand_back_after,
+        hand_back_requested=lambda: (
+            hand_back_after is not None and records[-1].epoch >= hand_back_after
+        ),
     )
 
 
@@ -149,7 +150,14 @@ RESUME_TOLERANCE = 1e-6
 @pytest.mark.parametrize(
     "optimizer",
     [
-        {"name": "adam", "learning_rate": {"schedule": "cosine", "initial_learning_rate": 0.01, "decay_steps": 200}},
+        {
+            "name": "adam",
+            "learning_rate": {
+                "schedule": "cosine",
+                "initial_learning_rate": 0.01,
+                "decay_steps": 200,
+            },
+        },
         {"name": "sgd", "momentum": 0.9, "nesterov": True},
     ],
 )
