@@ -99,6 +99,7 @@ def test_settings(migrated_database: str, tmp_path_factory: pytest.TempPathFacto
         task_queue=f"optarena.test.{uuid.uuid4().hex[:8]}",
         dataset_cache_dir=tmp_path_factory.mktemp("datasets"),
         cancel_poll_seconds=0.05,
+        reaper_interval_seconds=0,  # reaper tests call reap() themselves
         max_runs_per_job=64,
         max_epochs=1000,
     )

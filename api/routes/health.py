@@ -15,7 +15,11 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health)
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "Postgres or Redis is unreachable."}},
+)
 def readyz(request: Request, response: Response, session: SessionDep, stream: StreamDep) -> Health:
     """Postgres and Redis are reachable."""
     checks: dict[str, str] = {}

@@ -210,7 +210,7 @@ def list_jobs(
     session: SessionDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> JobPage:
     """Your jobs (an admin key: everyone's), newest first."""
     owner = None if principal.admin else principal.owner
@@ -442,7 +442,12 @@ def plot(
     return Response(image, media_type="image/png" if fmt == "png" else "image/svg+xml")
 
 
-@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
+@router.post(
+    "/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses={409: {"model": ErrorOut, "description": "The job has already ended."}},
+)
 def cancel_job(
     job_id: uuid.UUID,
     session: SessionDep,
