@@ -22,7 +22,7 @@ CMD ["python", "-m", "api"]
 
 FROM base AS worker
 RUN pip install -c constraints.txt ".[worker,gpu]"
-RUN mkdir -p /data/datasets && chown optarena /data/datasets
+RUN mkdir -p /data/datasets /data/checkpoints && chown optarena /data/datasets /data/checkpoints
 USER optarena
-ENV OPTARENA_DATASET_CACHE_DIR=/data/datasets
+ENV OPTARENA_DATASET_CACHE_DIR=/data/datasets OPTARENA_CHECKPOINT_DIR=/data/checkpoints
 CMD ["python", "-m", "worker"]

@@ -33,3 +33,15 @@ def test_gpu_worker_reserves_a_gpu_and_the_cpu_worker_is_a_profile() -> None:
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
 def test_compose_file_is_valid() -> None:
     subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, check=True)
+
+
+def test_workers_share_the_checkpoint_volume_and_get_time_to_hand_back() -> None:
+    workers = COMPOSE.split("  worker-gpu:")[1]
+    assert workers.count("checkpoints:/data/checkpoints") == 2
+    assert workers.count("stop_grace_period") == 2
+    assert '"--appendonly", "yes"' in COMPOSE  # queued runs survive a Redis restart
+
+
+def test_compose_passes_secrets_through_the_environment() -> None:
+    assert "${POSTGRES_PASSWORD:-" in COMPOSE and "${REDIS_PASSWORD:-" in COMPOSE
+    assert "OPTARENA_ENVIRONMENT: ${OPTARENA_ENVIRONMENT:-development}" in COMPOSE
