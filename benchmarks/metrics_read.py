@@ -19,7 +19,7 @@ from core.db import make_engine, make_session_factory
 from core.records import EpochRecord
 from core.settings import Settings
 from core.stream import MetricsStream, make_redis, metrics_key
-from tests.conftest import REDIS_URL, create_database, drop_database, migrate
+from tests.conftest import REDIS_URL, add_test_keys, auth, create_database, drop_database, migrate
 from worker.service import WorkerContext, store_record
 
 RUNS, EPOCHS, PAGE, REPEATS = 4, 250, 100, 20
@@ -54,14 +54,17 @@ def main() -> None:
     name = "optarena_bench"
     url = create_database(name)
     migrate(url)
-    settings = Settings(database_url=url, redis_url=REDIS_URL, task_queue="optarena.bench")
+    add_test_keys(url)
+    settings = Settings(
+        database_url=url, redis_url=REDIS_URL, task_queue="optarena.bench", rate_limit_per_minute=0
+    )
     redis_client = make_redis(REDIS_URL)
     stream = MetricsStream(redis_client, maxlen=100_000, ttl_seconds=600)
     ctx = WorkerContext(
         settings=settings, sessions=make_session_factory(make_engine(url)), stream=stream
     )
     try:
-        with TestClient(create_app(settings)) as client:
+        with TestClient(create_app(settings), headers=auth()) as client:
             job = client.post(
                 "/jobs", json={"optimizers": ["sgd", "adam", "rmsprop", "nadam"], "epochs": EPOCHS}
             ).json()

@@ -31,7 +31,15 @@ from core.db import make_engine, make_session_factory
 from core.records import EpochRecord
 from core.settings import Settings
 from core.stream import MetricsStream, make_redis
-from tests.conftest import REDIS_URL, ROOT, create_database, drop_database, migrate
+from tests.conftest import (
+    REDIS_URL,
+    ROOT,
+    add_test_keys,
+    auth,
+    create_database,
+    drop_database,
+    migrate,
+)
 from worker.service import WorkerContext, store_record
 
 CLIENTS, RECORDS, GAP_SECONDS, POLL_SECONDS = 50, 100, 0.05, 0.5
@@ -50,7 +58,7 @@ def ended_at(item: dict) -> float:
 async def sse_client(url: str, job_id: str, latencies: list[float], ready: asyncio.Event) -> None:
     timeout = httpx.Timeout(30, read=120)
     async with (
-        httpx.AsyncClient(base_url=url, timeout=timeout) as http,
+        httpx.AsyncClient(base_url=url, timeout=timeout, headers=auth()) as http,
         http.stream("GET", f"/jobs/{job_id}/events") as response,
     ):
         ready.set()
@@ -69,7 +77,7 @@ async def sse_client(url: str, job_id: str, latencies: list[float], ready: async
 
 async def poll_client(url: str, job_id: str, latencies: list[float], stop: asyncio.Event) -> None:
     cursor = "0"
-    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=auth()) as http:
         while True:
             page = (await http.get(f"/jobs/{job_id}/metrics", params={"after": cursor})).json()
             now = time.time()
@@ -114,7 +122,7 @@ def finish(url: str, job_id: uuid.UUID) -> None:
 
 
 async def measure(api: str, db_url: str, ctx: WorkerContext, *, sse: bool) -> list[float]:
-    async with httpx.AsyncClient(base_url=api) as http:
+    async with httpx.AsyncClient(base_url=api, headers=auth()) as http:
         job = (await http.post("/jobs", json={"optimizers": ["sgd", "adam"], "epochs": 50})).json()
     job_id = uuid.UUID(job["id"])
     run_ids = [uuid.UUID(r["id"]) for r in job["runs"]]
@@ -145,6 +153,7 @@ def main() -> None:
     name = "optarena_bench_sse"
     db_url = create_database(name)
     migrate(db_url)
+    add_test_keys(db_url)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -155,6 +164,7 @@ def main() -> None:
         "OPTARENA_TASK_QUEUE": "optarena.bench",
         "OPTARENA_API_PORT": str(port),
         "OPTARENA_LOG_LEVEL": "WARNING",
+        "OPTARENA_RATE_LIMIT_PER_MINUTE": "0",  # the polling baseline is 100 requests a second
     }
     api = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
