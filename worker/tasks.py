@@ -5,6 +5,7 @@ import uuid
 from functools import cache
 
 from celery.exceptions import Reject
+from sqlalchemy.exc import OperationalError
 
 from core.db import make_engine, make_session_factory
 from core.settings import get_settings
@@ -33,7 +34,13 @@ def _context() -> WorkerContext:
 @app.task(name="train_run")  # type: ignore[untyped-decorator]
 def train_run(run_id: str) -> str:
     """Train the run with this id."""
-    outcome = execute_run(uuid.UUID(run_id), _context())
+    try:
+        outcome = execute_run(uuid.UUID(run_id), _context())
+    except OperationalError as error:
+        # Postgres stayed unreachable past OPTARENA_DB_RETRY_SECONDS: keep the message, so the
+        # run is tried again (resuming from its checkpoint) instead of being forgotten.
+        log.error("run %s: Postgres unreachable, back to the queue: %s", run_id, error)
+        raise Reject(f"run {run_id}: Postgres unreachable", requeue=True) from error
     log.info("run %s: %s", run_id, outcome)
     if outcome == HANDED_BACK:  # back on the queue; the next worker resumes it
         raise Reject(f"run {run_id} handed back at shutdown", requeue=True)
