@@ -1,6 +1,7 @@
 """Datasets as float32 arrays, split by seed. Keras datasets come from a cache directory."""
 
 import gzip
+import hashlib
 import pickle
 import tarfile
 from dataclasses import dataclass
@@ -131,15 +132,30 @@ def _reason(error: BaseException) -> str:
     return text[-1][:300] if text else type(error).__name__
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _cifar10(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     archive = _fetch("cifar10", "cifar-10-python.tar.gz", CIFAR10_ORIGIN, cache_dir)
+    # Its batches are pickles, so only the official bytes are ever opened: a file placed in
+    # the cache by hand must match the published SHA-256 before anything in it is unpickled.
+    if _sha256(archive) != SHA256[archive.name]:
+        raise DatasetUnavailable(
+            f"{archive} is not the official CIFAR-10 archive (its SHA-256 differs), so it is "
+            f"not opened; replace it with {CIFAR10_ORIGIN}"
+        )
     images, labels = [], []
     with tarfile.open(archive, "r:gz") as tar:
         for i in range(1, 6):
             member = tar.extractfile(f"cifar-10-batches-py/data_batch_{i}")
             if member is None:
                 raise DatasetUnavailable(f"{archive} lacks data_batch_{i}; replace the file")
-            # The official CIFAR-10 batches are pickles; this file came from its origin.
+            # Safe: the archive's hash is the official one (checked above).
             batch = pickle.load(member, encoding="bytes")
             images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels.append(np.asarray(batch[b"labels"], dtype=np.int32))

@@ -62,3 +62,38 @@ def test_a_placed_mnist_file_is_used_without_download(tmp_path: Path) -> None:
 def test_other_keras_datasets_fail_offline_with_a_clear_message(tmp_path: Path, name: str) -> None:
     with pytest.raises(DatasetUnavailable, match=f"dataset '{name}' is not in the cache"):
         load_dataset(NamedDatasetSpec(name=name), seed=0, cache_dir=tmp_path)  # type: ignore[arg-type]
+
+
+class _Bomb:
+    """A pickle that, if ever loaded, leaves a file behind."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (Path.touch, (str(self.marker),))  # type: ignore[return-value]
+
+
+def test_a_placed_cifar_archive_that_is_not_the_official_one_is_never_unpickled(
+    tmp_path: Path,
+) -> None:
+    import io
+    import pickle
+    import tarfile
+
+    marker = tmp_path / "unpickled"
+    payload = pickle.dumps(_Bomb(marker))
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+        for i in range(1, 6):
+            info = tarfile.TarInfo(f"cifar-10-batches-py/data_batch_{i}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    with pytest.raises(DatasetUnavailable) as refused:
+        load_dataset(NamedDatasetSpec(name="cifar10"), seed=0, cache_dir=tmp_path)
+    assert "not the official CIFAR-10 archive" in str(refused.value)
+    assert not marker.exists()
+    # An npz is read with allow_pickle=False: an object array in a placed mnist.npz is refused.
+    np.savez(tmp_path / "mnist.npz", x_train=np.array([_Bomb(marker)], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        load_dataset(NamedDatasetSpec(name="mnist"), seed=0, cache_dir=tmp_path)
+    assert not marker.exists()
