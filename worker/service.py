@@ -146,7 +146,7 @@ def _claim(run_id: uuid.UUID, ctx: WorkerContext) -> Claimed | str:
             log.warning("run %s failed: %s", run_id, reason)
             return RunStatus.FAILED.value
         if run.attempt > 1:
-            log.warning("run %s: attempt %d, resuming", run_id, run.attempt)
+            log.warning("run %s: attempt %d (pid %d), resuming", run_id, run.attempt, os.getpid())
         jobs.settle(job_id)
         return Claimed(
             job_id=job_id,

@@ -12,6 +12,7 @@ from core.settings import get_settings
 from core.stream import MetricsStream, make_redis
 from worker.celery_app import app
 from worker.service import HANDED_BACK, WorkerContext, execute_run
+from worker.shutdown import hand_back_requested
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ def _context() -> WorkerContext:
 @app.task(name="train_run")  # type: ignore[untyped-decorator]
 def train_run(run_id: str) -> str:
     """Train the run with this id."""
+    if hand_back_requested():  # shutting down: leave it for the next worker
+        raise Reject(f"run {run_id}: this worker is shutting down", requeue=True)
     try:
         outcome = execute_run(uuid.UUID(run_id), _context())
     except OperationalError as error:
