@@ -42,7 +42,7 @@ def fingerprint(config: dict[str, Any]) -> str:
 
 
 def save(
-    path: Path, *, epoch: int, model: keras.Model, records: list[EpochRecord], owner: str
+    path: Path, *, epoch: int, model: keras.Model, records: list[EpochRecord], belongs_to: str
 ) -> None:
     """Write the state after `epoch` next to `path`, flush it to disk, then swap it in."""
     arrays: dict[str, np.ndarray] = {}
@@ -52,7 +52,7 @@ def save(
         arrays[f"o{i}"] = np.asarray(keras.ops.convert_to_numpy(variable))
     meta = {
         "format": FORMAT,
-        "fingerprint": owner,
+        "fingerprint": belongs_to,
         "epoch": epoch,
         "model_variables": len(model.variables),
         "optimizer_variables": len(model.optimizer.variables),
@@ -73,7 +73,7 @@ def save(
         os.close(directory)
 
 
-def load(path: Path, *, owner: str) -> Checkpoint | None:
+def load(path: Path, *, belongs_to: str) -> Checkpoint | None:
     """The checkpoint at `path` if there is a sound one of this configuration, else None
     (the run then starts over, which costs time but never correctness)."""
     if not path.exists():
@@ -81,7 +81,7 @@ def load(path: Path, *, owner: str) -> Checkpoint | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["meta"]).decode())
-            if meta.get("format") != FORMAT or meta.get("fingerprint") != owner:
+            if meta.get("format") != FORMAT or meta.get("fingerprint") != belongs_to:
                 log.warning("checkpoint %s belongs to another configuration; ignored", path)
                 return None
             model = [data[f"m{i}"] for i in range(meta["model_variables"])]

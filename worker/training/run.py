@@ -127,10 +127,10 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: TrainingHooks) -> Train
     )
     outcome = TrainingOutcome("succeeded", 0, initial_sha)
     saved_at = None
-    owner = plan.fingerprint()
+    belongs_to = plan.fingerprint()
     if plan.checkpoint_dir is not None:
         saved_at = checkpoints.checkpoint_path(plan.checkpoint_dir, plan.run_id)
-        resumed = checkpoints.load(saved_at, owner=owner)
+        resumed = checkpoints.load(saved_at, belongs_to=belongs_to)
         if resumed is not None and checkpoints.restore(model, resumed):
             outcome.records = list(resumed.records)
             outcome.epochs_completed = outcome.resumed_from_epoch = resumed.epoch
@@ -175,7 +175,11 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: TrainingHooks) -> Train
             break
         if saved_at is not None:
             checkpoints.save(
-                saved_at, epoch=epoch + 1, model=model, records=outcome.records, owner=owner
+                saved_at,
+                epoch=epoch + 1,
+                model=model,
+                records=outcome.records,
+                belongs_to=belongs_to,
             )
         if epoch + 1 < plan.epochs and hooks.hand_back_requested():
             outcome.status = "handed_back"
