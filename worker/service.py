@@ -60,15 +60,16 @@ def _transient(error: Exception) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
-def with_retries(ctx: WorkerContext, what: str, write: Callable[[], T]) -> T:
-    """Run a Postgres unit of work, retrying with backoff while Postgres is unreachable (up to
-    OPTARENA_DB_RETRY_SECONDS): a short outage delays an epoch, it never loses one. Every
-    write retried here is idempotent (records are keyed by run and epoch)."""
+def with_retries(ctx: WorkerContext, what: str, work: Callable[[Session], T]) -> T:
+    """Run a unit of work in its own transaction, retrying with backoff while Postgres is
+    unreachable (up to OPTARENA_DB_RETRY_SECONDS): a short outage delays an epoch, it never
+    loses one. Every unit retried here is idempotent (records are keyed by run and epoch)."""
     deadline = time.monotonic() + ctx.settings.db_retry_seconds
     delay = 0.2
     while True:
         try:
-            return write()
+            with transaction(ctx.sessions) as session:
+                return work(session)
         except Exception as error:
             if not _transient(error) or time.monotonic() + delay > deadline:
                 raise
@@ -114,57 +115,56 @@ class Claimed:
     plan_args: dict[str, Any]
 
 
-def _claim(run_id: uuid.UUID, ctx: WorkerContext) -> Claimed | str:
+def _claim(session: Session, run_id: uuid.UUID, ctx: WorkerContext) -> Claimed | str:
     """Take the run (queued, or left running by a dead worker); else why not, as an outcome."""
-    with transaction(ctx.sessions) as session:
-        runs = RunRepository(session)
-        current = runs.get(run_id)
-        if current is None:
-            return "skipped"
-        dead = current.worker if _dead_here(current.worker) else None
-        run = runs.claim(
-            run_id,
-            worker=ctx.name,
-            stale_after=ctx.settings.stale_after_seconds,
-            dead_worker=dead,
-        )
-        if run is None:
-            log.info("run %s is %s (ended or alive elsewhere); skipping", run_id, current.status)
-            return "skipped"
-        job_id = run.job_id
-        jobs = JobRepository(session)
-        job = jobs.get(job_id)
-        assert job is not None
-        if job.cancel_requested_at is not None:
-            runs.finish(run_id, status=RunStatus.CANCELLED, error="cancelled before it started")
-            jobs.settle(job_id)
-            return "cancelled"
-        if tries(run) > ctx.settings.max_attempts:
-            reason = gave_up_reason(run, ctx.settings.max_attempts, died=tries(run) - 1)
-            runs.finish(run_id, status=RunStatus.FAILED, error=reason)
-            jobs.settle(job_id)
-            log.warning("run %s failed: %s", run_id, reason)
-            return RunStatus.FAILED.value
-        if run.attempt > 1:
-            log.warning("run %s: attempt %d (pid %d), resuming", run_id, run.attempt, os.getpid())
+    runs = RunRepository(session)
+    current = runs.get(run_id)
+    if current is None:
+        return "skipped"
+    dead = current.worker if _dead_here(current.worker) else None
+    run = runs.claim(
+        run_id,
+        worker=ctx.name,
+        stale_after=ctx.settings.stale_after_seconds,
+        dead_worker=dead,
+    )
+    if run is None:
+        log.info("run %s is %s (ended or alive elsewhere); skipping", run_id, current.status)
+        return "skipped"
+    job_id = run.job_id
+    jobs = JobRepository(session)
+    job = jobs.get(job_id)
+    assert job is not None
+    if job.cancel_requested_at is not None:
+        runs.finish(run_id, status=RunStatus.CANCELLED, error="cancelled before it started")
         jobs.settle(job_id)
-        return Claimed(
-            job_id=job_id,
-            attempt=run.attempt,
-            spec=parse_job(job.spec),
-            plan_args={
-                "optimizer": run.optimizer,
-                "batch_size": run.batch_size,
-                "epochs": run.epochs,
-                "seed": run.seed,
-            },
-        )
+        return "cancelled"
+    if tries(run) > ctx.settings.max_attempts:
+        reason = gave_up_reason(run, ctx.settings.max_attempts, died=tries(run) - 1)
+        runs.finish(run_id, status=RunStatus.FAILED, error=reason)
+        jobs.settle(job_id)
+        log.warning("run %s failed: %s", run_id, reason)
+        return RunStatus.FAILED.value
+    if run.attempt > 1:
+        log.warning("run %s: attempt %d (pid %d), resuming", run_id, run.attempt, os.getpid())
+    jobs.settle(job_id)
+    return Claimed(
+        job_id=job_id,
+        attempt=run.attempt,
+        spec=parse_job(job.spec),
+        plan_args={
+            "optimizer": run.optimizer,
+            "batch_size": run.batch_size,
+            "epochs": run.epochs,
+            "seed": run.seed,
+        },
+    )
 
 
 def execute_run(run_id: uuid.UUID, ctx: WorkerContext) -> str:
     """Train one run; its outcome is stored on the run, never only logged. A run left behind
     by a dead worker resumes from its last checkpointed epoch."""
-    claimed = with_retries(ctx, f"claim run {run_id}", lambda: _claim(run_id, ctx))
+    claimed = with_retries(ctx, f"claim run {run_id}", lambda s: _claim(s, run_id, ctx))
     if isinstance(claimed, str):
         return claimed
     heart = Heartbeat(run_id, claimed.attempt, ctx)
@@ -173,7 +173,7 @@ def execute_run(run_id: uuid.UUID, ctx: WorkerContext) -> str:
         status = _train(run_id, claimed, ctx, heart)
     finally:
         heart.stop()
-        with_retries(ctx, f"settle job {claimed.job_id}", lambda: _settle(claimed.job_id, ctx))
+        _settle(claimed.job_id, ctx)
     return status
 
 
@@ -234,9 +234,7 @@ def _train(run_id: uuid.UUID, claimed: Claimed, ctx: WorkerContext, heart: Heart
         handed = with_retries(
             ctx,
             f"hand back run {run_id}",
-            lambda: _in_transaction(
-                ctx, lambda s: RunRepository(s).hand_back(run_id, attempt=attempt)
-            ),
+            lambda s: RunRepository(s).hand_back(run_id, attempt=attempt),
         )
         log.warning("run %s handed back after epoch %d", run_id, outcome.epochs_completed)
         return HANDED_BACK if handed else "superseded"
@@ -257,25 +255,17 @@ def _train(run_id: uuid.UUID, claimed: Claimed, ctx: WorkerContext, heart: Heart
     with_retries(
         ctx,
         f"finish run {run_id}",
-        lambda: _in_transaction(
-            ctx,
-            lambda s: RunRepository(s).finish(
-                run_id,
-                status=status,
-                summary=summary,
-                error=reason,
-                diverged_epoch=outcome.diverged_epoch,
-                attempt=attempt,
-            ),
+        lambda s: RunRepository(s).finish(
+            run_id,
+            status=status,
+            summary=summary,
+            error=reason,
+            diverged_epoch=outcome.diverged_epoch,
+            attempt=attempt,
         ),
     )
     _drop_checkpoint(run_id, ctx)
     return status.value
-
-
-def _in_transaction(ctx: WorkerContext, work: Callable[[Session], T]) -> T:
-    with transaction(ctx.sessions) as session:
-        return work(session)
 
 
 def _drop_checkpoint(run_id: uuid.UUID, ctx: WorkerContext) -> None:
@@ -288,11 +278,8 @@ def _record_start(run_id: uuid.UUID, sha: str, env: dict[str, Any], ctx: WorkerC
     with_retries(
         ctx,
         f"start run {run_id}",
-        lambda: _in_transaction(
-            ctx,
-            lambda s: RunRepository(s).record_start(
-                run_id, initial_weights_sha256=sha, environment=env
-            ),
+        lambda s: RunRepository(s).record_start(
+            run_id, initial_weights_sha256=sha, environment=env
         ),
     )
 
@@ -301,11 +288,8 @@ def _fail(run_id: uuid.UUID, attempt: int, reason: str, ctx: WorkerContext) -> s
     with_retries(
         ctx,
         f"fail run {run_id}",
-        lambda: _in_transaction(
-            ctx,
-            lambda s: RunRepository(s).finish(
-                run_id, status=RunStatus.FAILED, error=reason, attempt=attempt
-            ),
+        lambda s: RunRepository(s).finish(
+            run_id, status=RunStatus.FAILED, error=reason, attempt=attempt
         ),
     )
     _drop_checkpoint(run_id, ctx)
@@ -325,9 +309,7 @@ def store_records(
     stored = with_retries(
         ctx,
         f"store {len(records)} records of job {job_id}",
-        lambda: _in_transaction(
-            ctx, lambda s: EpochRepository(s).add_many(job_id=job_id, records=records)
-        ),
+        lambda s: EpochRepository(s).add_many(job_id=job_id, records=records),
     )
     if stored:
         try:
@@ -353,10 +335,11 @@ def cancel_requested(job_id: uuid.UUID, ctx: WorkerContext) -> bool:
 
 
 def _settle(job_id: uuid.UUID, ctx: WorkerContext) -> None:
-    with transaction(ctx.sessions) as session:
+    def settle(session: Session) -> bool:
         job = JobRepository(session).settle(job_id)
-        finished = job is not None and job.status in FINISHED_JOB
-    if finished:
+        return job is not None and job.status in FINISHED_JOB
+
+    if with_retries(ctx, f"settle job {job_id}", settle):
         try:
             ctx.stream.expire_after_job(job_id)
         except redis.RedisError as error:
