@@ -1,20 +1,21 @@
 """Who is asking: an API key from `Authorization: Bearer`, or the dashboard's cookie; and how
-often they may ask (a fixed one-minute window per key in Redis)."""
+often they may ask (a moving one-minute window per key, kept in Redis by `limits`)."""
 
 import logging
+import math
 import time
-import uuid
-from dataclasses import dataclass
 from typing import Annotated
 
-import redis
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from limits import RateLimitItemPerMinute
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
 
+from api.deps import SessionDep
 from api.schemas import Session as SessionOut
-from core.keys import KeyRepository
+from core.keys import KeyRepository, Principal
 from core.settings import Settings
-from core.stream import MetricsStream
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +26,35 @@ bearer = HTTPBearer(
 )
 
 
-@dataclass(frozen=True)
-class Principal:
-    key_id: uuid.UUID
-    owner: str
-    admin: bool
+class RateLimit:
+    """At most `per_minute` requests per key in any 60 seconds (a moving window: no burst of
+    twice the limit across a window's edge). While Redis is down the limit is not applied:
+    it protects the service, and an outage is no reason to refuse work."""
 
-    def sees(self, owner: str) -> bool:
-        """Whether jobs of `owner` are visible to this key."""
-        return self.admin or owner == self.owner
+    def __init__(self, settings: Settings, storage: RedisStorage | None) -> None:
+        self.item = RateLimitItemPerMinute(max(1, settings.rate_limit_per_minute))
+        self.enabled = settings.rate_limit_per_minute > 0 and storage is not None
+        self.limiter = MovingWindowRateLimiter(storage) if storage is not None else None
+
+    def check(self, principal: Principal) -> None:
+        if not self.enabled or self.limiter is None:
+            return
+        key = str(principal.key_id)
+        try:
+            allowed = self.limiter.hit(self.item, key)
+            if allowed:
+                return
+            reset = self.limiter.get_window_stats(self.item, key).reset_time
+        except Exception as error:
+            log.warning("rate limit not applied, Redis unreachable: %s", error)
+            return
+        retry = max(1, math.ceil(reset - time.time()))
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"rate limit: at most {self.item.amount} requests a minute per API key; "
+            f"retry in {retry} s",
+            headers={"Retry-After": str(retry)},
+        )
 
 
 def _unauthorized(message: str) -> HTTPException:
@@ -42,39 +63,9 @@ def _unauthorized(message: str) -> HTTPException:
     )
 
 
-def _principal_of(request: Request, secret: str) -> Principal | None:
-    with request.app.state.sessions() as session:
-        key = KeyRepository(session).authenticate(secret)
-        return None if key is None else Principal(key.id, key.owner, key.admin)
-
-
-def _rate_limit(request: Request, principal: Principal) -> None:
-    settings: Settings = request.app.state.settings
-    limit = settings.rate_limit_per_minute
-    if limit == 0:
-        return
-    stream: MetricsStream = request.app.state.stream
-    window = int(time.time() // 60)
-    counter = f"ratelimit:{principal.key_id}:{window}"
-    try:
-        pipe = stream.client.pipeline(transaction=False)
-        pipe.incr(counter)
-        pipe.expire(counter, 120)
-        count = int(pipe.execute()[0])
-    except redis.RedisError as error:  # The limit protects the service; Redis down is no reason
-        log.warning("rate limit not applied, Redis unreachable: %s", error)  # to refuse work.
-        return
-    if count > limit:
-        retry = 60 - int(time.time()) % 60
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"rate limit: at most {limit} requests a minute per API key; retry in {retry} s",
-            headers={"Retry-After": str(retry)},
-        )
-
-
 def require_principal(
     request: Request,
+    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The key's owner and role; 401 without a live key, 429 over the rate limit."""
@@ -89,10 +80,11 @@ def require_principal(
                 "an API key is required: 'Authorization: Bearer <key>' "
                 "(make one with 'optarena keys create --owner NAME')"
             )
-    principal = _principal_of(request, secret)
-    if principal is None:
+    key = KeyRepository(session).authenticate(secret)
+    if key is None:
         raise _unauthorized("this API key is not valid (unknown or revoked)")
-    _rate_limit(request, principal)
+    principal = Principal(key.id, key.owner, key.admin)
+    request.app.state.rate_limit.check(principal)
     return principal
 
 

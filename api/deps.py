@@ -1,4 +1,6 @@
-"""Typed dependencies: the request's session, settings, stream and queue."""
+"""Typed dependencies. The request owns the transaction: its session commits when the route
+returns and rolls back when it raises; what waits for the commit (the outbox relay, Redis
+flags) runs after it."""
 
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -6,16 +8,24 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from api.queue import RunQueue
 from api.schemas import ErrorOut
+from core.db import discard_after_commit, run_after_commit
 from core.settings import Settings
 from core.stream import MetricsStream
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """A session for the request; whatever it did not commit is rolled back."""
+    """The request's unit of work: committed before the response is sent, rolled back if
+    anything raised."""
     with request.app.state.sessions() as session:
-        yield session
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            discard_after_commit(session)
+            raise
+        run_after_commit(session)
 
 
 def get_settings(request: Request) -> Settings:
@@ -28,15 +38,11 @@ def get_stream(request: Request) -> MetricsStream:
     return stream
 
 
-def get_queue(request: Request) -> RunQueue:
-    queue: RunQueue = request.app.state.queue
-    return queue
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit happens before the response goes out, so a client never sees
+# an answer whose transaction then failed.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StreamDep = Annotated[MetricsStream, Depends(get_stream)]
-QueueDep = Annotated[RunQueue, Depends(get_queue)]
 
 # The errors every authenticated endpoint can answer, for the OpenAPI document.
 ERRORS: dict[int | str, dict[str, Any]] = {

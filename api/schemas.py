@@ -1,4 +1,4 @@
-"""Response bodies."""
+"""Response bodies (the run itself is core.runs.RunInfo; comparisons are each kind's)."""
 
 import uuid
 from datetime import datetime
@@ -6,69 +6,41 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from core.models import Job, Run
-from core.records import EpochRecord
-
-
-class RunOut(BaseModel):
-    id: uuid.UUID
-    index: int
-    label: str
-    optimizer: dict[str, Any]
-    batch_size: int
-    epochs: int
-    seed: int
-    status: str
-    attempt: int = Field(description="Times a worker took the run (a crash and resume adds one).")
-    handbacks: int = Field(description="Of those, tries handed back cleanly on shutdown.")
-    heartbeat_at: datetime | None = Field(description="Last sign of life of its worker.")
-    error: str | None
-    diverged_epoch: int | None
-    initial_weights_sha256: str | None
-    summary: dict[str, Any] | None
-    environment: dict[str, Any] | None
-    started_at: datetime | None
-    finished_at: datetime | None
-
-    @classmethod
-    def of(cls, run: Run) -> "RunOut":
-        return cls.model_validate(run, from_attributes=True)
-
-
-def _kind(job: Job) -> str:
-    return str(job.spec.get("kind", "train"))
+from core.kinds import KINDS, RecordItem
+from core.models import Job, JobStatus
+from core.runs import RunInfo
 
 
 class JobBase(BaseModel):
     id: uuid.UUID
-    kind: str = Field(description="train: a training comparison; race: the 2-D optimizer race.")
+    kind: str = Field(description=f"The kind of job: {', '.join(KINDS)} (see GET /kinds).")
     name: str
     owner: str
-    status: str
+    status: JobStatus
     created_at: datetime
     finished_at: datetime | None
 
 
 class JobOut(JobBase):
     cancel_requested: bool
-    epoch_budgets: list[int] = Field(description="Epoch budgets; for a race, its steps.")
-    spec: dict[str, Any]
-    runs: list[RunOut]
+    unit: str = Field(description="What records are positioned by and budgets count: epoch, step.")
+    spec: dict[str, Any] = Field(description="The job as accepted, defaults written out.")
+    runs: list[RunInfo]
 
     @classmethod
     def of(cls, job: Job) -> "JobOut":
         return cls(
             id=job.id,
-            kind=_kind(job),
+            kind=job.kind,
             name=job.name,
             owner=job.owner,
-            status=job.status.value,
+            status=job.status,
             created_at=job.created_at,
             finished_at=job.finished_at,
             cancel_requested=job.cancel_requested_at is not None,
-            epoch_budgets=job.spec["epochs"] if "epochs" in job.spec else [job.spec["steps"]],
+            unit=KINDS[job.kind].unit,
             spec=job.spec,
-            runs=[RunOut.of(run) for run in job.runs],
+            runs=[RunInfo.model_validate(run) for run in job.runs],
         )
 
 
@@ -83,10 +55,10 @@ class JobSummary(JobBase):
             counts[run.status.value] = counts.get(run.status.value, 0) + 1
         return cls(
             id=job.id,
-            kind=_kind(job),
+            kind=job.kind,
             name=job.name,
             owner=job.owner,
-            status=job.status.value,
+            status=job.status,
             created_at=job.created_at,
             finished_at=job.finished_at,
             runs=len(job.runs),
@@ -101,16 +73,58 @@ class JobPage(BaseModel):
     offset: int
 
 
-class MetricItem(EpochRecord):
-    cursor: str
-
-
 class MetricsPage(BaseModel):
     job_id: uuid.UUID
-    status: str
-    items: list[MetricItem]
-    next_cursor: str
-    done: bool
+    kind: str
+    status: JobStatus
+    items: list[RecordItem]
+    next_cursor: str = Field(description="Pass it back as ?after= for the next page.")
+    done: bool = Field(description="The job has ended and every record has been read.")
+
+
+class KindOut(BaseModel):
+    """A kind of job, for clients that draw any kind: what to chart and against what."""
+
+    name: str
+    summary: str
+    unit: str
+    metrics: list[str] = Field(description="Record fields worth charting, the headline first.")
+    lower_is_better: list[str]
+    x_axes: list[str]
+    picture: bool = Field(description="plot.png is a picture of its own (a race's contour).")
+    job_schema: dict[str, Any] = Field(description="The JSON schema of this kind's job.")
+    examples: dict[str, Any]
+
+
+class ArgumentOut(BaseModel):
+    name: str
+    type: str
+    default: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+    nullable: bool = False
+
+
+class OptimizerOut(BaseModel):
+    name: str
+    keras_class: str
+    arguments: list[ArgumentOut]
+
+
+class DatasetOut(BaseModel):
+    name: str
+    input_shape: list[int] | None = Field(description="None where the job chooses it.")
+    classes: int | None
+    train_examples: int | None
+    note: str
+
+
+class ModelPresetOut(BaseModel):
+    preset: str
+    description: str
+    job_schema: dict[str, Any]
 
 
 class Health(BaseModel):

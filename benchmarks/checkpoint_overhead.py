@@ -16,9 +16,10 @@ from worker.backend import configure_backend
 
 configure_backend("tensorflow", True)
 
-from core.spec import JobSpec  # noqa: E402
+from core.kinds.train.spec import TrainSpec  # noqa: E402
+from worker.runs import RunHooks  # noqa: E402
 from worker.training.checkpoints import checkpoint_path  # noqa: E402
-from worker.training.run import TrainingHooks, TrainingPlan, train  # noqa: E402
+from worker.training.run import TrainingPlan, train  # noqa: E402
 
 EPOCHS = 6
 MODELS = {
@@ -29,7 +30,7 @@ MODELS = {
 
 
 def epoch_seconds(model: dict[str, object], checkpoints: Path | None) -> tuple[float, int]:
-    spec = JobSpec.model_validate({"optimizers": ["adam"], "model": model})
+    spec = TrainSpec.model_validate({"optimizers": ["adam"], "model": model})
     plan = TrainingPlan(
         run_id=uuid.uuid4(),
         dataset=spec.dataset,
@@ -42,9 +43,9 @@ def epoch_seconds(model: dict[str, object], checkpoints: Path | None) -> tuple[f
         checkpoint_dir=checkpoints,
     )
     ends: list[float] = []
-    hooks = TrainingHooks(
+    hooks = RunHooks(
         on_start=lambda sha, env: ends.append(time.perf_counter()),
-        on_record=lambda record: ends.append(time.perf_counter()),
+        on_records=lambda records: ends.append(time.perf_counter()),
         cancel_requested=lambda: False,
     )
     with tempfile.TemporaryDirectory() as cache:

@@ -16,11 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.app import create_app
 from core.db import make_engine, make_session_factory
-from core.records import EpochRecord
+from core.kinds.train.records import TrainRecord
 from core.settings import Settings
 from core.stream import MetricsStream, make_redis, metrics_key
 from tests.conftest import REDIS_URL, add_test_keys, auth, create_database, drop_database, migrate
-from worker.service import WorkerContext, store_record
+from worker.service import WorkerContext, store_records
 
 RUNS, EPOCHS, PAGE, REPEATS = 4, 250, 100, 20
 
@@ -71,20 +71,23 @@ def main() -> None:
             job_id = uuid.UUID(job["id"])
             for epoch in range(1, EPOCHS + 1):
                 for run in job["runs"]:
-                    store_record(
+                    store_records(
                         job_id,
-                        EpochRecord(
-                            run_id=uuid.UUID(run["id"]),
-                            epoch=epoch,
-                            loss=1.0 / epoch,
-                            accuracy=0.9,
-                            val_loss=1.0,
-                            val_accuracy=0.8,
-                            learning_rate=0.001,
-                            epoch_seconds=0.1,
-                            examples_seen=epoch * 1000,
-                            time=datetime.now(UTC),
-                        ),
+                        [
+                            TrainRecord(
+                                run_id=uuid.UUID(run["id"]),
+                                epoch=epoch,
+                                loss=1.0 / epoch,
+                                accuracy=0.9,
+                                val_loss=1.0,
+                                val_accuracy=0.8,
+                                learning_rate=0.001,
+                                epoch_seconds=0.1,
+                                examples_seen=epoch * 1000,
+                                steps=epoch * 32,
+                                time=datetime.now(UTC),
+                            )
+                        ],
                         ctx,
                     )
             live = [t for _ in range(REPEATS) for t in poll_all(client, job["id"])]

@@ -1,7 +1,7 @@
 """Latency from the end of an epoch on the worker to the event at the client, 50 clients
 watching one job: the SSE stream against the baseline of polling GET /metrics every 0.5 s.
 
-The writer is the worker's own code path after an epoch (worker.service.store_record: the
+The writer is the worker's own code path after an epoch (worker.service.store_records: the
 Postgres commit, then XADD); each record carries the time the epoch ended. The API runs as
 its own process (`python -m api`), as compose runs it. Latency = arrival at the client minus
 that time, on one machine and one clock.
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cli.client import parse_events
 from core.db import make_engine, make_session_factory
-from core.records import EpochRecord
+from core.kinds.train.records import TrainRecord
 from core.settings import Settings
 from core.stream import MetricsStream, make_redis
 from tests.conftest import (
@@ -40,7 +40,7 @@ from tests.conftest import (
     drop_database,
     migrate,
 )
-from worker.service import WorkerContext, store_record
+from worker.service import WorkerContext, store_records
 
 CLIENTS, RECORDS, GAP_SECONDS, POLL_SECONDS = 50, 100, 0.05, 0.5
 
@@ -68,7 +68,7 @@ async def sse_client(url: str, job_id: str, latencies: list[float], ready: async
             if line:
                 continue
             for event in parse_events(iter(buffer)):
-                if event.event == "epoch":
+                if event.event == "record":
                     latencies.append((time.time() - ended_at(event.data)) * 1000)
                 if event.event == "done":
                     return
@@ -91,7 +91,7 @@ async def poll_client(url: str, job_id: str, latencies: list[float], stop: async
 def write_epochs(ctx: WorkerContext, job_id: uuid.UUID, run_ids: list[uuid.UUID]) -> None:
     for i in range(RECORDS):
         run_id = run_ids[i % len(run_ids)]
-        record = EpochRecord(
+        record = TrainRecord(
             run_id=run_id,
             epoch=i // len(run_ids) + 1,
             loss=1.0 / (i + 1),
@@ -101,9 +101,10 @@ def write_epochs(ctx: WorkerContext, job_id: uuid.UUID, run_ids: list[uuid.UUID]
             learning_rate=0.001,
             epoch_seconds=GAP_SECONDS,
             examples_seen=1000 * (i + 1),
+            steps=32 * (i + 1),
             time=datetime.now(UTC),
         )
-        store_record(job_id, record, ctx)
+        store_records(job_id, [record], ctx)
         time.sleep(GAP_SECONDS)
 
 

@@ -201,12 +201,13 @@ def submit(
 
 @app.command()
 def watch(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
-    """Follow a job live: a progress bar per run; ends with the ranking."""
+    """Follow a job live: a progress bar per run; ends with the comparison."""
     with _client() as client:
         job = client.json("GET", f"/jobs/{job_id}")
+        kind = next(k for k in client.json("GET", "/kinds") if k["name"] == job["kind"])
         runs = {r["id"]: r for r in job["runs"]}
         status = job["status"]
-        unit = "step" if job["kind"] == "race" else "epoch"
+        unit = job["unit"]
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -217,25 +218,22 @@ def watch(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
         ) as progress:
             tasks: dict[str, TaskID] = {
                 run_id: progress.add_task(
-                    f"{run['label']} seed {run['seed']} [{run['status']}]",
-                    total=run["epochs"],
-                    metrics="",
+                    _run_title(run, run["status"]), total=run["budget"], metrics=""
                 )
                 for run_id, run in runs.items()
             }
             for event in client.events(job_id):
                 data = event.data
-                if event.event == "epoch" and data["run_id"] in tasks:
-                    progress.update(
-                        tasks[data["run_id"]], completed=data["epoch"], metrics=_metrics(data)
-                    )
-                elif event.event == "run" and data["run_id"] in tasks:
-                    run = runs[data["run_id"]]
-                    why = f": {data['error']}" if data.get("error") else ""
+                if event.event == "record" and data["run_id"] in tasks:
                     progress.update(
                         tasks[data["run_id"]],
-                        description=f"{run['label']} seed {run['seed']} [{data['status']}{why}]",
+                        completed=data[unit],
+                        metrics=_metrics(data, kind["metrics"]),
                     )
+                elif event.event == "run" and data["run_id"] in tasks:
+                    why = f": {data['error']}" if data.get("error") else ""
+                    title = _run_title(runs[data["run_id"]], data["status"] + why)
+                    progress.update(tasks[data["run_id"]], description=title)
                 elif event.event == "done":
                     status = data["status"]
         out.print(f"job {job_id} {status}")
@@ -244,68 +242,28 @@ def watch(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
         raise typer.Exit(1)
 
 
-def _metrics(data: dict[str, Any]) -> str:
-    parts = []
-    for key in ("loss", "val_accuracy"):
-        if data.get(key) is not None:
-            parts.append(f"{key} {data[key]:.4g}")
-    if data.get("x") is not None:
-        parts.append(f"(x, y) = ({data['x']:.3f}, {data['y']:.3f})")
-    return "  ".join(parts)
+def _run_title(run: dict[str, Any], status: str) -> str:
+    seed = "" if run["seed"] is None else f" seed {run['seed']}"
+    return f"{run['label']}{seed} [{status}]"
 
 
-def _summary(s: dict[str, Any]) -> str:
-    if s["mean"] is None:
-        return "-"
-    if s["std"] is None:
-        return f"{s['mean']:.4f}"
-    return f"{s['mean']:.4f} ± {s['std']:.4f} [{s['ci_low']:.4f}, {s['ci_high']:.4f}]"
+def _metrics(data: dict[str, Any], metrics: list[str]) -> str:
+    """The record's headline metrics: the kind lists them, most telling first."""
+    shown = [f"{m} {data[m]:.4g}" for m in metrics if isinstance(data.get(m), int | float)]
+    return "  ".join(shown[:3])
 
 
 def _print_comparison(answer: dict[str, Any]) -> None:
-    if answer.get("kind") == "race":
-        table = Table(title=f"{answer['function']}: arrived = {answer['arrival']}")
-        for column in ("rank", "optimizer", "status", "arrived at step", "distance", "f"):
-            table.add_column(column)
-        for row in answer["ranking"]:
-            table.add_row(
-                str(row["rank"]),
-                row["label"],
-                row["status"],
-                str(row["steps_to_arrive"] or "-"),
-                "-" if row["distance"] is None else f"{row['distance']:.4g}",
-                "-" if row["f"] is None else f"{row['f']:.4g}",
-            )
-        out.print(table)
-        return
-    title = f"{answer['metric']} ({'higher' if answer['higher_is_better'] else 'lower'} is better)"
-    table = Table(title=title)
-    for column in ("rank", "group", "arm", "seeds", f"{answer['ranked_by']} (mean ± std [95% CI])"):
-        table.add_column(column)
-    if answer["target"] is not None:
-        table.add_column("target")
-    table.add_column("notes")
-    for arm in answer["ranking"]:
-        notes = [f"diverged seed {n['seed']} epoch {n['epoch']}" for n in arm["diverged"]]
-        notes += [f"{n['status']} seed {n['seed']}: {n['reason']}" for n in arm["failed"]]
-        row = [
-            str(arm["rank"]),
-            "-" if arm["group"] is None else str(arm["group"]),
-            arm["key"],
-            str(len(arm["seeds"])),
-            _summary(arm["ranked_value"]),
-        ]
-        if answer["target"] is not None:
-            target = arm["target"]
-            epochs = target["epochs"]["mean"]
-            row.append(
-                f"{target['reached']}/{target['runs']}"
-                + (f" in {epochs:.1f} epochs" if epochs is not None else "")
-            )
-        row.append("; ".join(notes))
-        table.add_row(*row)
-    out.print(table)
-    out.print(answer["significance"])
+    """Any kind's comparison, from the table it carries for people."""
+    table = answer["table"]
+    shown = Table(title=table["title"])
+    for column in table["columns"]:
+        shown.add_column(column["title"])
+    for row in table["rows"]:
+        cells = [row.get(c["key"]) for c in table["columns"]]
+        shown.add_row(*("-" if cell is None else str(cell) for cell in cells))
+    out.print(shown)
+    out.print(table["note"])
 
 
 @app.command()

@@ -4,6 +4,7 @@ import contextlib
 import hashlib
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import or_, select, update
@@ -12,6 +13,15 @@ from sqlalchemy.orm import Session
 from core.models import ApiKey
 
 SECRET_PREFIX = "oa_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: an API key's owner, and whether the key sees every owner's jobs."""
+
+    key_id: uuid.UUID
+    owner: str
+    admin: bool
 
 
 def hash_key(secret: str) -> str:

@@ -1,4 +1,5 @@
-"""Tables: jobs, their runs and every run's epoch records."""
+"""Tables: jobs, their runs, every run's records, the outbox of messages to the broker, and
+API keys."""
 
 import enum
 import uuid
@@ -9,9 +10,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
-    Double,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -68,6 +69,8 @@ class Job(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
+    # Which kind of job (core/kinds): train, race, ...
+    kind: Mapped[str] = mapped_column(String(50), server_default="train")
     # Who submitted it (an API key's owner); only they and admins can see it.
     owner: Mapped[str] = mapped_column(String(200), index=True, server_default="")
     # Idempotency-Key of the request that created it, with the hash of that request's body.
@@ -78,7 +81,7 @@ class Job(Base):
         default=JobStatus.QUEUED,
     )
     spec: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    # The last sequence number given to one of this job's epoch records: the metrics cursor.
+    # The last sequence number given to one of this job's records: the metrics cursor.
     metrics_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(
@@ -104,9 +107,11 @@ class Run(Base):
     arm: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(String(200))
     optimizer: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    batch_size: Mapped[int] = mapped_column(Integer)
-    epochs: Mapped[int] = mapped_column(Integer)
-    seed: Mapped[int] = mapped_column(BigInteger)
+    # Kinds without a seed or a batch size (the 2-D race) leave them empty.
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    batch_size: Mapped[int | None] = mapped_column(Integer)
+    # How far the run goes, in its kind's unit: epochs for training, steps for a race.
+    budget: Mapped[int] = mapped_column(Integer)
     status: Mapped[RunStatus] = mapped_column(
         Enum(RunStatus, name="run_status", values_callable=lambda e: [m.value for m in e]),
         default=RunStatus.QUEUED,
@@ -118,7 +123,7 @@ class Run(Base):
     # Beaten by the process training the run; a stale beat means that process is gone.
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
-    diverged_epoch: Mapped[int | None] = mapped_column(Integer)
+    diverged_at: Mapped[int | None] = mapped_column(Integer)
     initial_weights_sha256: Mapped[str | None] = mapped_column(String(64))
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     environment: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
@@ -130,10 +135,14 @@ class Run(Base):
     job: Mapped[Job] = relationship(back_populates="runs", lazy="raise")
 
 
-class EpochMetric(Base):
-    __tablename__ = "epoch_metrics"
+class RecordRow(Base):
+    """One record of a run, in every kind's one stored shape: its position in the run keys
+    exactly-once storage, its seq numbers the job's records without gaps (the cursor), and
+    the kind's fields are its data."""
+
+    __tablename__ = "records"
     __table_args__ = (
-        UniqueConstraint("run_id", "epoch"),
+        UniqueConstraint("run_id", "position"),
         UniqueConstraint("job_id", "seq"),
     )
 
@@ -141,18 +150,33 @@ class EpochMetric(Base):
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(BigInteger)
-    epoch: Mapped[int] = mapped_column(Integer)
-    loss: Mapped[float | None] = mapped_column(Double)
-    accuracy: Mapped[float | None] = mapped_column(Double)
-    val_loss: Mapped[float | None] = mapped_column(Double)
-    val_accuracy: Mapped[float | None] = mapped_column(Double)
-    learning_rate: Mapped[float | None] = mapped_column(Double)
-    epoch_seconds: Mapped[float] = mapped_column(Double)
-    examples_seen: Mapped[int] = mapped_column(BigInteger)
+    position: Mapped[int] = mapped_column(Integer)
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    steps: Mapped[int | None] = mapped_column(BigInteger)
-    x: Mapped[float | None] = mapped_column(Double)
-    y: Mapped[float | None] = mapped_column(Double)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
+class OutboxMessage(Base):
+    """A message for the broker, written in the transaction that makes it due and sent by the
+    relay after the commit: a crash or a broker outage delays a message, never loses it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_pending", "available_at", postgresql_where="sent_at IS NULL"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    task: Mapped[str] = mapped_column(String(200))
+    args: Mapped[list[Any]] = mapped_column(JSONB)
+    queue: Mapped[str] = mapped_column(String(200))
+    # The run the message starts, if it starts one: the reaper looks for queued runs without.
+    run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    available_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class ApiKey(Base):

@@ -1,5 +1,6 @@
 """The reaper: runs whose worker stopped beating go back to the queue, or, after too many
-tries, end failed with the reason. Safe to run in several processes at once (SKIP LOCKED)."""
+tries, end failed with the reason; queued runs whose message was lost are sent again. Every
+message goes through the outbox. Safe to run in several processes at once (SKIP LOCKED)."""
 
 import logging
 import uuid
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import transaction
 from core.models import Run, RunStatus
+from core.outbox import OutboxRepository
 from core.repositories import JobRepository, RunRepository, tries
 
 log = logging.getLogger(__name__)
@@ -18,6 +20,7 @@ log = logging.getLogger(__name__)
 class Reaped:
     requeued: list[uuid.UUID] = field(default_factory=list)
     failed: list[uuid.UUID] = field(default_factory=list)
+    resent: list[uuid.UUID] = field(default_factory=list)
 
 
 def gave_up_reason(run: Run, max_attempts: int, *, died: int | None = None) -> str:
@@ -28,8 +31,16 @@ def gave_up_reason(run: Run, max_attempts: int, *, died: int | None = None) -> s
     )
 
 
-def reap(sessions: sessionmaker[Session], *, stale_after: float, max_attempts: int) -> Reaped:
-    """Re-queue or fail every stale run; the ids, for the caller to send to the workers."""
+def reap(
+    sessions: sessionmaker[Session],
+    *,
+    stale_after: float,
+    max_attempts: int,
+    queue: str,
+    resend_after: float | None = None,
+) -> Reaped:
+    """Re-queue or fail every stale run, and re-send queued runs silent for `resend_after`
+    seconds; their messages wait in the outbox for the relay."""
     reaped = Reaped()
     with transaction(sessions) as session:
         runs = RunRepository(session)
@@ -45,10 +56,20 @@ def reap(sessions: sessionmaker[Session], *, stale_after: float, max_attempts: i
             else:
                 beat = run.heartbeat_at.isoformat() if run.heartbeat_at else "never"
                 runs.requeue(
-                    run, reason=f"re-queued: worker {run.worker} stopped beating (last: {beat})"
+                    run,
+                    reason=f"re-queued: worker {run.worker} stopped beating (last: {beat})",
+                    queue=queue,
                 )
                 reaped.requeued.append(run.id)
                 log.warning("run %s re-queued: worker %s stopped beating", run.id, run.worker)
+        if resend_after is not None:
+            lost = runs.unsent(silent_for=resend_after)
+            OutboxRepository(session).add_runs([r.id for r in lost], queue=queue)
+            reaped.resent = [r.id for r in lost]
+            if lost:
+                log.warning(
+                    "%d queued runs had no message for %ss; sent again", len(lost), resend_after
+                )
         for job_id in jobs:
             JobRepository(session).settle(job_id)
     return reaped

@@ -1,44 +1,58 @@
-"""One epoch of one run, as the worker reports it and clients read it."""
+"""Records: what a run reports as it goes (an epoch of training, a step of a race).
 
+Each job kind defines its record's fields; every record has its run, its position in the run
+(the epoch, the step) and a time. They are stored, streamed and paged in one shape: the
+position keys exactly-once storage, and each record gets the job's next sequence number, the
+cursor clients pass back.
+"""
+
+import json
 import math
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 
-class EpochRecord(BaseModel):
-    """Metrics at the end of an epoch (epoch 0: before training).
+class Record(BaseModel):
+    """The base of every kind's record."""
 
-    In a race a record is one step: `epoch` is the step, `loss` is f(x, y) and x, y are set.
-    """
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="null")
 
-    model_config = ConfigDict(frozen=True)
+    # The field that positions the record in its run: "epoch", "step".
+    position_field: ClassVar[str] = "epoch"
 
     run_id: uuid.UUID
-    epoch: int
-    loss: float | None
-    accuracy: float | None
-    val_loss: float | None
-    val_accuracy: float | None
-    learning_rate: float | None
-    epoch_seconds: float
-    examples_seen: int
     time: datetime
-    steps: int | None = None  # optimizer steps taken so far
-    x: float | None = None
-    y: float | None = None
+
+    @property
+    def position(self) -> int:
+        value: int = getattr(self, self.position_field)
+        return value
+
+    def stored(self) -> dict[str, Any]:
+        """The record as JSON data: what is stored, streamed and served (a value that is not
+        finite becomes null, as JSON has no infinity)."""
+        data: dict[str, Any] = json.loads(self.model_dump_json())
+        return data
 
     def metric(self, name: str) -> float | None:
-        value: Any = getattr(self, name)
+        """The named value if it is a finite number, else None."""
+        value: Any = getattr(self, name, None)
         return value if isinstance(value, float) and math.isfinite(value) else None
 
 
-class SequencedRecord(BaseModel):
-    """A record with its place in the job's metrics sequence: the cursor clients pass back."""
+R = TypeVar("R", bound=Record)
+
+
+class Sequenced(BaseModel):
+    """A stored record (as JSON data) with its number in the job's sequence: the cursor."""
 
     model_config = ConfigDict(frozen=True)
 
     seq: int
-    record: EpochRecord
+    data: dict[str, Any]
+
+    def of(self, record: type[R]) -> R:
+        return record.model_validate(self.data)

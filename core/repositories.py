@@ -5,17 +5,43 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy import Select, and_, exists, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, selectinload
 
-from core.expand import RunSpec
-from core.models import FINISHED_JOB, FINISHED_RUN, EpochMetric, Job, JobStatus, Run, RunStatus
-from core.records import EpochRecord, SequencedRecord
+from core.keys import Principal
+from core.models import (
+    FINISHED_JOB,
+    FINISHED_RUN,
+    Job,
+    JobStatus,
+    OutboxMessage,
+    RecordRow,
+    Run,
+    RunStatus,
+)
+from core.outbox import OutboxRepository
+from core.records import Record, Sequenced
+from core.runs import RunPlan
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _seconds_ago(seconds: float) -> Any:
+    return func.now() - func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+
+
+def ping(session: Session) -> None:
+    """Raises unless Postgres answers."""
+    session.execute(select(1))
+
+
+def readable(principal: Principal) -> Select[Job]:
+    """The jobs this key may see: its owner's, or everyone's for an admin. The one rule."""
+    query = select(Job)
+    return query if principal.admin else query.where(Job.owner == principal.owner)
 
 
 class JobRepository:
@@ -26,16 +52,19 @@ class JobRepository:
         self,
         *,
         name: str,
+        kind: str,
         spec: dict[str, Any],
-        runs: Sequence[RunSpec],
+        runs: Sequence[RunPlan],
+        queue: str,
         owner: str = "",
         idempotency_key: str | None = None,
         request_sha256: str | None = None,
-    ) -> tuple[Job, list[uuid.UUID]]:
-        """A queued job and its queued runs; the job and the runs' ids in sweep order."""
+    ) -> Job:
+        """A queued job, its queued runs, and a message per run in the outbox."""
         job = Job(
             id=uuid.uuid4(),
             name=name,
+            kind=kind,
             spec=spec,
             status=JobStatus.QUEUED,
             owner=owner,
@@ -52,37 +81,50 @@ class JobRepository:
                 arm=r.arm,
                 label=r.label,
                 optimizer=r.optimizer,
-                batch_size=r.batch_size,
-                epochs=r.epochs,
                 seed=r.seed,
+                batch_size=r.batch_size,
+                budget=r.budget,
                 status=RunStatus.QUEUED,
             )
             for r in runs
         ]
         self.session.add_all(rows)
         self.session.flush()
-        return job, [row.id for row in rows]
+        OutboxRepository(self.session).add_runs([row.id for row in rows], queue=queue)
+        return job
 
-    def get(self, job_id: uuid.UUID, *, with_runs: bool = False, lock: bool = False) -> Job | None:
+    def get(self, job_id: uuid.UUID, *, lock: bool = False) -> Job | None:
         query = select(Job).where(Job.id == job_id)
-        if with_runs:
-            query = query.options(selectinload(Job.runs))
         if lock:
             query = query.with_for_update()
         return self.session.scalars(query).one_or_none()
 
-    def page(self, *, limit: int, offset: int, owner: str | None = None) -> tuple[list[Job], int]:
-        """Newest first (of one owner's jobs, or everyone's), with the total count."""
-        where = [] if owner is None else [Job.owner == owner]
+    def visible(
+        self,
+        job_id: uuid.UUID,
+        principal: Principal,
+        *,
+        with_runs: bool = False,
+        lock: bool = False,
+    ) -> Job | None:
+        """The job if this key may see it (another owner's is as absent as a missing one)."""
+        query = readable(principal).where(Job.id == job_id)
+        if with_runs:
+            query = query.options(selectinload(Job.runs))
+        if lock:
+            query = query.with_for_update(of=Job)
+        return self.session.scalars(query).one_or_none()
+
+    def page(self, principal: Principal, *, limit: int, offset: int) -> tuple[list[Job], int]:
+        """Newest first, of the jobs this key may see, with their total count."""
+        query = readable(principal)
         jobs = self.session.scalars(
-            select(Job)
-            .where(*where)
-            .options(selectinload(Job.runs))
+            query.options(selectinload(Job.runs))
             .order_by(Job.created_at.desc(), Job.id.desc())
             .limit(limit)
             .offset(offset)
         ).all()
-        total = self.session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         return list(jobs), total
 
     def lock_owner(self, owner: str) -> None:
@@ -139,9 +181,7 @@ def tries(run: Run) -> int:
 
 
 def _stale(seconds: float) -> Any:
-    return func.coalesce(Run.heartbeat_at, Run.started_at) < func.now() - func.make_interval(
-        0, 0, 0, 0, 0, 0, seconds
-    )
+    return func.coalesce(Run.heartbeat_at, Run.started_at) < _seconds_ago(seconds)
 
 
 def job_status_of(statuses: Sequence[RunStatus], *, cancel_requested: bool) -> JobStatus:
@@ -169,6 +209,25 @@ class RunRepository:
     def for_job(self, job_id: uuid.UUID) -> list[Run]:
         return list(
             self.session.scalars(select(Run).where(Run.job_id == job_id).order_by(Run.index))
+        )
+
+    def states(self, job_id: uuid.UUID) -> list[tuple[uuid.UUID, int, RunStatus, str | None]]:
+        """(id, index, status, error) of each of the job's runs, in order."""
+        return list(
+            self.session.execute(
+                select(Run.id, Run.index, Run.status, Run.error)
+                .where(Run.job_id == job_id)
+                .order_by(Run.index)
+            ).tuples()
+        )
+
+    def visible(self, run_ids: Sequence[uuid.UUID], principal: Principal) -> list[Run]:
+        """Those of the runs whose jobs this key may see."""
+        jobs = readable(principal).with_only_columns(Job.id)
+        return list(
+            self.session.scalars(
+                select(Run).where(Run.id.in_(run_ids), Run.job_id.in_(jobs)).order_by(Run.index)
+            )
         )
 
     def claim(
@@ -218,9 +277,9 @@ class RunRepository:
         cancel_at = self.session.scalar(select(Job.cancel_requested_at).where(Job.id == held))
         return True, cancel_at is not None
 
-    def hand_back(self, run_id: uuid.UUID, *, attempt: int) -> bool:
-        """Queue the run again after a clean stop (a shutdown); it resumes from its checkpoint
-        and the try does not count against the attempt limit."""
+    def hand_back(self, run_id: uuid.UUID, *, attempt: int, queue: str) -> bool:
+        """Queue the run again after a clean stop (a shutdown), with its message in the outbox;
+        it resumes from its checkpoint and the try does not count against the attempt limit."""
         returned = self.session.scalar(
             update(Run)
             .where(Run.id == run_id, Run.attempt == attempt, Run.status == RunStatus.RUNNING)
@@ -232,7 +291,10 @@ class RunRepository:
             )
             .returning(Run.id)
         )
-        return returned is not None
+        if returned is None:
+            return False
+        OutboxRepository(self.session).add_runs([run_id], queue=queue)
+        return True
 
     def stale(self, *, stale_after: float, limit: int = 100) -> list[Run]:
         """Running runs whose heartbeat is older than `stale_after` s, locked (others skip)."""
@@ -246,10 +308,33 @@ class RunRepository:
             )
         )
 
-    def requeue(self, run: Run, *, reason: str) -> None:
+    def unsent(self, *, silent_for: float, limit: int = 100) -> list[Run]:
+        """Queued runs with no message pending and none sent for `silent_for` seconds: their
+        message was lost (a broker that restarted empty, say). Locked; others skip them."""
+        recent = exists().where(
+            OutboxMessage.run_id == Run.id,
+            or_(OutboxMessage.sent_at.is_(None), OutboxMessage.sent_at > _seconds_ago(silent_for)),
+        )
+        return list(
+            self.session.scalars(
+                select(Run)
+                .where(
+                    Run.status == RunStatus.QUEUED,
+                    Run.created_at < _seconds_ago(silent_for),
+                    ~recent,
+                )
+                .order_by(Run.created_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True, of=Run)
+            )
+        )
+
+    def requeue(self, run: Run, *, reason: str, queue: str) -> None:
+        """Back to the queue after its worker died, with its message in the outbox."""
         run.status = RunStatus.QUEUED
         run.heartbeat_at = None
         run.error = reason
+        OutboxRepository(self.session).add_runs([run.id], queue=queue)
 
     def record_start(
         self, run_id: uuid.UUID, *, initial_weights_sha256: str, environment: dict[str, Any]
@@ -267,7 +352,7 @@ class RunRepository:
         status: RunStatus,
         summary: dict[str, Any] | None = None,
         error: str | None = None,
-        diverged_epoch: int | None = None,
+        diverged_at: int | None = None,
         attempt: int | None = None,
     ) -> bool:
         """Record the outcome; with `attempt`, only if that attempt still holds the run (a
@@ -280,54 +365,40 @@ class RunRepository:
                 status=status,
                 summary=summary,
                 error=error,
-                diverged_epoch=diverged_epoch,
+                diverged_at=diverged_at,
                 finished_at=_now(),
             )
             .returning(Run.id)
         )
         return done is not None
 
-    def fail_unfinished(self, job_id: uuid.UUID, *, reason: str) -> None:
-        self.session.execute(
-            update(Run)
-            .where(Run.job_id == job_id, Run.status == RunStatus.QUEUED)
-            .values(status=RunStatus.FAILED, error=reason, finished_at=_now())
-        )
 
-
-class EpochRepository:
+class RecordRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, *, job_id: uuid.UUID, record: EpochRecord) -> int | None:
-        """Store a record under the job's next sequence number; None if the epoch is stored."""
-        stored = self.add_many(job_id=job_id, records=[record])
-        return stored[0].seq if stored else None
-
-    def add_many(
-        self, *, job_id: uuid.UUID, records: Sequence[EpochRecord]
-    ) -> list[SequencedRecord]:
+    def add_many(self, *, job_id: uuid.UUID, records: Sequence[Record]) -> list[Sequenced]:
         """Store records under the job's next sequence numbers; those stored, numbered.
 
         The job row is locked first, so numbers are committed in order and without gaps: a
-        reader that saw n has seen every record up to n. Epochs already stored (a retried
-        epoch) are skipped under that lock and take no number.
+        reader that saw n has seen every record up to n. Records whose run and position are
+        stored already (a retried epoch) are skipped under that lock and take no number.
         """
         locked = self.session.scalar(select(Job.id).where(Job.id == job_id).with_for_update())
         if locked is None:
             raise LookupError(f"job {job_id} does not exist")
-        wanted = {(r.run_id, r.epoch) for r in records}
+        wanted = {(r.run_id, r.position) for r in records}
         stored = set(
             self.session.execute(
-                select(EpochMetric.run_id, EpochMetric.epoch).where(
-                    EpochMetric.job_id == job_id,
-                    tuple_(EpochMetric.run_id, EpochMetric.epoch).in_(wanted),
+                select(RecordRow.run_id, RecordRow.position).where(
+                    RecordRow.job_id == job_id,
+                    tuple_(RecordRow.run_id, RecordRow.position).in_(wanted),
                 )
             ).tuples()
         )
-        new: list[EpochRecord] = []
+        new: list[Record] = []
         for record in records:
-            key = (record.run_id, record.epoch)
+            key = (record.run_id, record.position)
             if key not in stored:
                 stored.add(key)
                 new.append(record)
@@ -341,53 +412,40 @@ class EpochRepository:
         )
         assert last is not None
         first = last - len(new) + 1
+        stored_rows = [
+            Sequenced(seq=first + i, data=record.stored()) for i, record in enumerate(new)
+        ]
         self.session.execute(
-            insert(EpochMetric),
+            insert(RecordRow),
             [
-                {"job_id": job_id, "seq": first + i, **record.model_dump()}
-                for i, record in enumerate(new)
+                {
+                    "job_id": job_id,
+                    "run_id": record.run_id,
+                    "seq": row.seq,
+                    "position": record.position,
+                    "time": record.time,
+                    "data": row.data,
+                }
+                for record, row in zip(new, stored_rows, strict=True)
             ],
         )
-        return [SequencedRecord(seq=first + i, record=r) for i, r in enumerate(new)]
+        return stored_rows
 
-    def after(self, job_id: uuid.UUID, *, cursor: int, limit: int) -> list[SequencedRecord]:
-        rows = self.session.scalars(
-            select(EpochMetric)
-            .where(EpochMetric.job_id == job_id, EpochMetric.seq > cursor)
-            .order_by(EpochMetric.seq)
+    def after(self, job_id: uuid.UUID, *, cursor: int, limit: int) -> list[Sequenced]:
+        rows = self.session.execute(
+            select(RecordRow.seq, RecordRow.data)
+            .where(RecordRow.job_id == job_id, RecordRow.seq > cursor)
+            .order_by(RecordRow.seq)
             .limit(limit)
-        ).all()
-        return [_sequenced(row) for row in rows]
+        ).tuples()
+        return [Sequenced(seq=seq, data=data) for seq, data in rows]
 
-    def for_job(self, job_id: uuid.UUID) -> list[EpochRecord]:
-        rows = self.session.scalars(
-            select(EpochMetric).where(EpochMetric.job_id == job_id).order_by(EpochMetric.seq)
-        ).all()
-        return [_sequenced(row).record for row in rows]
-
-    def for_run(self, run_id: uuid.UUID) -> list[EpochRecord]:
-        rows = self.session.scalars(
-            select(EpochMetric).where(EpochMetric.run_id == run_id).order_by(EpochMetric.epoch)
-        ).all()
-        return [_sequenced(row).record for row in rows]
-
-
-def _sequenced(row: EpochMetric) -> SequencedRecord:
-    return SequencedRecord(
-        seq=row.seq,
-        record=EpochRecord(
-            run_id=row.run_id,
-            epoch=row.epoch,
-            loss=row.loss,
-            accuracy=row.accuracy,
-            val_loss=row.val_loss,
-            val_accuracy=row.val_accuracy,
-            learning_rate=row.learning_rate,
-            epoch_seconds=row.epoch_seconds,
-            examples_seen=row.examples_seen,
-            time=row.time,
-            steps=row.steps,
-            x=row.x,
-            y=row.y,
-        ),
-    )
+    def for_jobs(self, job_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+        """Every record of these jobs, each run's in position order."""
+        return list(
+            self.session.scalars(
+                select(RecordRow.data)
+                .where(RecordRow.job_id.in_(job_ids))
+                .order_by(RecordRow.run_id, RecordRow.position)
+            )
+        )

@@ -67,6 +67,21 @@ class Settings(BaseSettings):
     db_retry_seconds: float = Field(
         default=300, ge=0, description="How long a worker retries a Postgres write."
     )
+    outbox_relay_seconds: float = Field(
+        default=2,
+        ge=0,
+        description="How often the API's relay sends messages left in the outbox (it also "
+        "sends right after each commit that adds some); 0: this process relays nothing.",
+    )
+    outbox_retention_seconds: float = Field(
+        default=86400, gt=0, description="Sent outbox rows are deleted after this long."
+    )
+    resend_queued_after_seconds: float = Field(
+        default=1800,
+        ge=0,
+        description="A queued run with no message sent for this long is sent again (its "
+        "message was lost); 0: never. Keep it below the outbox retention.",
+    )
 
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Request body limit.")
     max_active_runs_per_owner: int = Field(

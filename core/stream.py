@@ -5,13 +5,14 @@ cursor addresses both stores. Entries are added after the Postgres commit; a rea
 trusts a run of entries that continues its cursor without a gap, and reads Postgres otherwise.
 """
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import redis
 
-from core.records import EpochRecord, SequencedRecord
+from core.records import Sequenced
 
 
 def metrics_key(job_id: uuid.UUID) -> str:
@@ -22,15 +23,16 @@ def cancel_key(job_id: uuid.UUID) -> str:
     return f"jobs:{job_id}:cancel"
 
 
-def encode(record: EpochRecord) -> dict[str, str]:
-    return {"r": record.model_dump_json()}
+def encode(data: dict[str, Any]) -> dict[str, str]:
+    return {"r": json.dumps(data, separators=(",", ":"))}
 
 
-def decode(fields: dict[Any, Any]) -> EpochRecord:
+def decode(fields: dict[Any, Any]) -> dict[str, Any]:
     raw = fields.get(b"r", fields.get("r"))
     if raw is None:
         raise ValueError("stream entry without a record")
-    return EpochRecord.model_validate_json(raw)
+    data: dict[str, Any] = json.loads(raw)
+    return data
 
 
 def _seq_of(entry_id: Any) -> int:
@@ -38,15 +40,15 @@ def _seq_of(entry_id: Any) -> int:
     return int(text.split("-", 1)[0])
 
 
-def gapless(entries: Sequence[tuple[Any, Any]], *, cursor: int) -> list[SequencedRecord]:
+def gapless(entries: Sequence[tuple[Any, Any]], *, cursor: int) -> list[Sequenced]:
     """The stream entries that continue `cursor` without a gap, decoded."""
-    records: list[SequencedRecord] = []
+    records: list[Sequenced] = []
     expected = cursor + 1
     for entry_id, fields in entries:
         seq = _seq_of(entry_id)
         if seq != expected:
             break
-        records.append(SequencedRecord(seq=seq, record=decode(fields or {})))
+        records.append(Sequenced(seq=seq, data=decode(fields or {})))
         expected += 1
     return records
 
@@ -59,23 +61,20 @@ class MetricsStream:
         self.maxlen = maxlen
         self.ttl_seconds = ttl_seconds
 
-    def append(self, job_id: uuid.UUID, seq: int, record: EpochRecord, *, live_ttl: int) -> bool:
-        """Add the record under its sequence number; False if the stream is already past it."""
-        return self.append_many(job_id, [(seq, record)], live_ttl=live_ttl)
-
-    def append_many(
-        self,
-        job_id: uuid.UUID,
-        entries: Sequence[tuple[int, EpochRecord]],
-        *,
-        live_ttl: int,
-    ) -> bool:
-        """Add records under their sequence numbers in one round trip; False if one was late."""
+    def append(self, job_id: uuid.UUID, records: Sequence[Sequenced], *, live_ttl: int) -> bool:
+        """Add records under their sequence numbers in one round trip; False if one was late
+        (the stream is already past it)."""
         key = metrics_key(job_id)
         try:
             pipe = self.client.pipeline(transaction=False)
-            for seq, record in entries:
-                pipe.xadd(key, encode(record), id=f"{seq}-0", maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+            for record in records:
+                pipe.xadd(
+                    key,
+                    encode(record.data),  # type: ignore[arg-type]
+                    id=f"{record.seq}-0",
+                    maxlen=self.maxlen,
+                    approximate=True,
+                )
             pipe.expire(key, live_ttl)
             pipe.execute()
         except redis.ResponseError:
@@ -84,7 +83,7 @@ class MetricsStream:
             return False
         return True
 
-    def read_after(self, job_id: uuid.UUID, *, cursor: int, limit: int) -> list[SequencedRecord]:
+    def read_after(self, job_id: uuid.UUID, *, cursor: int, limit: int) -> list[Sequenced]:
         """The entries that continue `cursor` without a gap (possibly none)."""
         entries = self.client.xrange(metrics_key(job_id), min=f"({cursor}-0", count=limit)
         return gapless(entries or [], cursor=cursor)

@@ -1,11 +1,14 @@
 """Fixtures for real services: a fresh Postgres database per test session, migrated with
 Alembic, tables emptied before each test; Redis on a database of its own; a queue name of
-its own so no other worker takes the tasks the tests send."""
+its own so no other worker takes the tasks the tests send. Every rig sets its own settings
+(rate limits included), and waits on conditions, never on the clock."""
 
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -25,6 +28,21 @@ KEYS = {
     "other": ("other", "oa_test-key-of-other", False),
     "admin": ("root", "oa_test-key-of-admin", True),
 }
+
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, check: Callable[[], T], *, timeout: float = 60, every: float = 0.1) -> T:
+    """Poll `check` until it returns something true, or fail after a generous `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
 
 
 def auth(who: str = "tester") -> dict[str, str]:
@@ -100,8 +118,11 @@ def test_settings(migrated_database: str, tmp_path_factory: pytest.TempPathFacto
         dataset_cache_dir=tmp_path_factory.mktemp("datasets"),
         cancel_poll_seconds=0.05,
         reaper_interval_seconds=0,  # reaper tests call reap() themselves
+        outbox_relay_seconds=0.5,
         max_runs_per_job=64,
         max_epochs=1000,
+        rate_limit_per_minute=0,  # limit tests set their own
+        max_active_runs_per_owner=10**9,
     )
 
 
@@ -109,7 +130,7 @@ def test_settings(migrated_database: str, tmp_path_factory: pytest.TempPathFacto
 def db_engine(test_settings: Settings) -> Iterator[object]:
     engine = create_engine(test_settings.database_url)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE jobs, runs, epoch_metrics CASCADE"))
+        conn.execute(text("TRUNCATE jobs, runs, records, outbox CASCADE"))
     yield engine
     engine.dispose()
 

@@ -1,10 +1,11 @@
-"""What a train_run task does: claim the run, train it, record every epoch and the outcome."""
+"""What a train_run task does for a run of any kind: claim it, run the kind's run function,
+record every record and the outcome. Every write is its own transaction, retried while
+Postgres is unreachable."""
 
 import logging
 import os
 import socket
 import threading
-import time
 import traceback
 import uuid
 from collections.abc import Callable, Sequence
@@ -14,15 +15,20 @@ from typing import Any, TypeVar
 import redis
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
+from tenacity.wait import wait_random_exponential
 
 from core.db import transaction
+from core.kinds import parse_job
+from core.kinds.base import JobSpec
 from core.models import FINISHED_JOB, RunStatus
 from core.reaper import gave_up_reason
-from core.records import EpochRecord, SequencedRecord
-from core.repositories import EpochRepository, JobRepository, RunRepository, tries
+from core.records import Record, Sequenced
+from core.repositories import JobRepository, RecordRepository, RunRepository, tries
+from core.runs import RunInfo
 from core.settings import Settings
-from core.spec import JobSpec, RaceSpec, parse_job
 from core.stream import MetricsStream
+from worker.runs import RunContext, RunHooks
 from worker.shutdown import hand_back_requested, process_alive
 
 log = logging.getLogger(__name__)
@@ -54,28 +60,35 @@ def _dead_here(worker: str | None) -> bool:
     return not process_alive(int(pid))
 
 
-def _transient(error: Exception) -> bool:
+def _transient(error: BaseException) -> bool:
     if isinstance(error, OperationalError | InterfaceError):
         return True
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def with_retries(ctx: WorkerContext, what: str, work: Callable[[Session], T]) -> T:
-    """Run a unit of work in its own transaction, retrying with backoff while Postgres is
-    unreachable (up to OPTARENA_DB_RETRY_SECONDS): a short outage delays an epoch, it never
-    loses one. Every unit retried here is idempotent (records are keyed by run and epoch)."""
-    deadline = time.monotonic() + ctx.settings.db_retry_seconds
-    delay = 0.2
-    while True:
-        try:
-            with transaction(ctx.sessions) as session:
-                return work(session)
-        except Exception as error:
-            if not _transient(error) or time.monotonic() + delay > deadline:
-                raise
-            log.warning("%s: Postgres unreachable (%s); retry in %.1f s", what, error, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    """Run a unit of work in its own transaction, retrying while Postgres is unreachable (up
+    to OPTARENA_DB_RETRY_SECONDS, waits growing to 5 s with full jitter, so workers do not
+    all come back at once): a short outage delays an epoch, it never loses one. Every unit
+    retried here is idempotent (records are keyed by run and position)."""
+
+    def once() -> T:
+        with transaction(ctx.sessions) as session:
+            return work(session)
+
+    def warn(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning("%s: Postgres unreachable (%s); retry in %.1f s", what, error, wait)
+
+    retrying = Retrying(
+        retry=retry_if_exception(_transient),
+        wait=wait_random_exponential(multiplier=0.4, max=5.0),
+        stop=stop_after_delay(ctx.settings.db_retry_seconds),
+        before_sleep=warn,
+        reraise=True,
+    )
+    return retrying(once)
 
 
 class Heartbeat(threading.Thread):
@@ -110,9 +123,8 @@ class Heartbeat(threading.Thread):
 @dataclass(frozen=True)
 class Claimed:
     job_id: uuid.UUID
-    attempt: int
-    spec: JobSpec | RaceSpec
-    plan_args: dict[str, Any]
+    spec: JobSpec
+    run: RunInfo
 
 
 def _claim(session: Session, run_id: uuid.UUID, ctx: WorkerContext) -> Claimed | str:
@@ -148,81 +160,49 @@ def _claim(session: Session, run_id: uuid.UUID, ctx: WorkerContext) -> Claimed |
     if run.attempt > 1:
         log.warning("run %s: attempt %d (pid %d), resuming", run_id, run.attempt, os.getpid())
     jobs.settle(job_id)
-    return Claimed(
-        job_id=job_id,
-        attempt=run.attempt,
-        spec=parse_job(job.spec),
-        plan_args={
-            "optimizer": run.optimizer,
-            "batch_size": run.batch_size,
-            "epochs": run.epochs,
-            "seed": run.seed,
-        },
-    )
+    return Claimed(job_id=job_id, spec=parse_job(job.spec), run=RunInfo.model_validate(run))
 
 
 def execute_run(run_id: uuid.UUID, ctx: WorkerContext) -> str:
-    """Train one run; its outcome is stored on the run, never only logged. A run left behind
-    by a dead worker resumes from its last checkpointed epoch."""
+    """Run one run; its outcome is stored on the run, never only logged. A run left behind
+    by a dead worker resumes from its last checkpoint."""
     claimed = with_retries(ctx, f"claim run {run_id}", lambda s: _claim(s, run_id, ctx))
     if isinstance(claimed, str):
         return claimed
-    heart = Heartbeat(run_id, claimed.attempt, ctx)
+    heart = Heartbeat(run_id, claimed.run.attempt, ctx)
     heart.start()
     try:
-        status = _train(run_id, claimed, ctx, heart)
+        status = _run(claimed, ctx, heart)
     finally:
         heart.stop()
         _settle(claimed.job_id, ctx)
     return status
 
 
-def _train(run_id: uuid.UUID, claimed: Claimed, ctx: WorkerContext, heart: Heartbeat) -> str:
-    # Keras and TensorFlow load here, in the worker's child process, never before the fork.
+def _run(claimed: Claimed, ctx: WorkerContext, heart: Heartbeat) -> str:
+    # Keras and its backend load here, in the worker's child process, never before the fork.
     from worker.backend import configure
+    from worker.kinds import run_function
     from worker.training.datasets import DatasetUnavailable
 
     configure(ctx.settings)
-    from worker.training.race import RacePlan, race
-    from worker.training.run import TrainingHooks, TrainingOutcome, TrainingPlan, train
-
-    job_id, spec, plan_args, attempt = (
-        claimed.job_id,
-        claimed.spec,
-        claimed.plan_args,
-        claimed.attempt,
-    )
-    hooks = TrainingHooks(
+    run_id, attempt, job_id = claimed.run.id, claimed.run.attempt, claimed.job_id
+    hooks = RunHooks(
         on_start=lambda sha, env: _record_start(run_id, sha, env, ctx),
-        on_record=lambda record: store_record(job_id, record, ctx),
         on_records=lambda records: store_records(job_id, records, ctx),
         cancel_requested=lambda: heart.lost or heart.cancelled or cancel_requested(job_id, ctx),
         poll_seconds=ctx.settings.cancel_poll_seconds,
         hand_back_requested=hand_back_requested,
     )
+    context = RunContext(
+        run=claimed.run,
+        spec=claimed.spec,
+        hooks=hooks,
+        cache_dir=ctx.settings.dataset_cache_dir,
+        checkpoint_dir=ctx.settings.checkpoint_dir,
+    )
     try:
-        outcome: TrainingOutcome
-        if isinstance(spec, RaceSpec):
-            outcome = race(
-                RacePlan(
-                    run_id=run_id,
-                    function=spec.objective.function,
-                    start=spec.objective.start_point,
-                    optimizer=plan_args["optimizer"],
-                    steps=plan_args["epochs"],
-                ),
-                hooks=hooks,
-            )
-        else:
-            plan = TrainingPlan(
-                run_id=run_id,
-                dataset=spec.dataset,
-                model=spec.model,
-                evaluate_initial=spec.evaluate_initial,
-                checkpoint_dir=ctx.settings.checkpoint_dir,
-                **plan_args,
-            )
-            outcome = train(plan, cache_dir=ctx.settings.dataset_cache_dir, hooks=hooks)
+        outcome = run_function(claimed.spec.kind)(context)
     except DatasetUnavailable as error:
         return _fail(run_id, attempt, str(error), ctx)
     except Exception as error:
@@ -231,41 +211,28 @@ def _train(run_id: uuid.UUID, claimed: Claimed, ctx: WorkerContext, heart: Heart
     if heart.lost:
         return "superseded"  # another attempt holds the run now; it records the outcome
     if outcome.status == HANDED_BACK:
+        queue = ctx.settings.task_queue
         handed = with_retries(
             ctx,
             f"hand back run {run_id}",
-            lambda s: RunRepository(s).hand_back(run_id, attempt=attempt),
+            lambda s: RunRepository(s).hand_back(run_id, attempt=attempt, queue=queue),
         )
-        log.warning("run %s handed back after epoch %d", run_id, outcome.epochs_completed)
+        log.warning("run %s handed back after %d", run_id, outcome.completed)
         return HANDED_BACK if handed else "superseded"
-    status = RunStatus(outcome.status)
-    reason = None
-    if status is RunStatus.DIVERGED:
-        reason = (
-            f"left the plane (|x| or |y| beyond 1e6) at step {outcome.diverged_epoch}"
-            if isinstance(spec, RaceSpec)
-            else f"loss became NaN or infinite in epoch {outcome.diverged_epoch}"
-        )
-    elif status is RunStatus.CANCELLED:
-        what = "step" if isinstance(spec, RaceSpec) else "epoch"
-        reason = f"cancelled while running, after {what} {outcome.epochs_completed}"
-    summary = outcome.summary()
-    if outcome.resumed_from_epoch is not None:
-        summary["resumed_from_epoch"] = outcome.resumed_from_epoch
     with_retries(
         ctx,
         f"finish run {run_id}",
         lambda s: RunRepository(s).finish(
             run_id,
-            status=status,
-            summary=summary,
-            error=reason,
-            diverged_epoch=outcome.diverged_epoch,
+            status=RunStatus(outcome.status),
+            summary=outcome.summary,
+            error=outcome.reason,
+            diverged_at=outcome.diverged_at,
             attempt=attempt,
         ),
     )
     _drop_checkpoint(run_id, ctx)
-    return status.value
+    return outcome.status
 
 
 def _drop_checkpoint(run_id: uuid.UUID, ctx: WorkerContext) -> None:
@@ -296,26 +263,20 @@ def _fail(run_id: uuid.UUID, attempt: int, reason: str, ctx: WorkerContext) -> s
     return RunStatus.FAILED.value
 
 
-def store_record(job_id: uuid.UUID, record: EpochRecord, ctx: WorkerContext) -> int | None:
-    """Store one record (see store_records); its number, or None if it was stored before."""
-    stored = store_records(job_id, [record], ctx)
-    return stored[0].seq if stored else None
-
-
 def store_records(
-    job_id: uuid.UUID, records: Sequence[EpochRecord], ctx: WorkerContext
-) -> list[SequencedRecord]:
-    """Postgres first (the record), then the live stream; a retried epoch is stored once."""
+    job_id: uuid.UUID, records: Sequence[Record], ctx: WorkerContext
+) -> list[Sequenced]:
+    """Postgres first (the records), then the live stream; a retried position is stored once."""
     stored = with_retries(
         ctx,
         f"store {len(records)} records of job {job_id}",
-        lambda s: EpochRepository(s).add_many(job_id=job_id, records=records),
+        lambda s: RecordRepository(s).add_many(job_id=job_id, records=records),
     )
     if stored:
         try:
-            ctx.stream.append_many(
+            ctx.stream.append(
                 job_id,
-                [(s.seq, s.record) for s in stored],
+                stored,
                 live_ttl=ctx.settings.max_run_seconds + ctx.settings.stream_ttl_seconds,
             )
         except redis.RedisError as error:

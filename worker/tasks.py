@@ -2,12 +2,14 @@
 
 import logging
 import uuid
+from collections.abc import Sequence
 from functools import cache
 
 from celery.exceptions import Reject
 from sqlalchemy.exc import OperationalError
 
 from core.db import make_engine, make_session_factory
+from core.outbox import Message, relay
 from core.settings import get_settings
 from core.stream import MetricsStream, make_redis
 from worker.celery_app import app
@@ -17,13 +19,34 @@ from worker.shutdown import hand_back_requested
 log = logging.getLogger(__name__)
 
 
+def send(messages: Sequence[Message]) -> None:
+    """The outbox's messages to the broker, through this worker's connection."""
+    with app.producer_or_acquire() as producer:
+        for message in messages:
+            app.send_task(
+                message.task,
+                args=message.args,
+                queue=message.queue,
+                task_id=f"outbox-{message.id}",
+                producer=producer,
+                retry=True,
+                retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
+            )
+
+
 @cache
 def _context() -> WorkerContext:
     # Built on first use, in the child process, so no connection crosses the fork.
     settings = get_settings()
+    engine = make_engine(settings.database_url)
+
+    def relay_now() -> None:  # after a hand-back commits; the API's relay is the fallback
+        relay(sessions, send)
+
+    sessions = make_session_factory(engine, relay=relay_now)
     return WorkerContext(
         settings=settings,
-        sessions=make_session_factory(make_engine(settings.database_url)),
+        sessions=sessions,
         stream=MetricsStream(
             make_redis(settings.redis_url),
             maxlen=settings.stream_maxlen,
@@ -34,8 +57,8 @@ def _context() -> WorkerContext:
 
 @app.task(name="train_run")  # type: ignore[untyped-decorator]
 def train_run(run_id: str) -> str:
-    """Train the run with this id."""
-    if hand_back_requested():  # shutting down: leave it for the next worker
+    """Run the run with this id, whatever its kind."""
+    if hand_back_requested():  # shutting down: leave the message for the next worker
         raise Reject(f"run {run_id}: this worker is shutting down", requeue=True)
     try:
         outcome = execute_run(uuid.UUID(run_id), _context())
@@ -45,6 +68,6 @@ def train_run(run_id: str) -> str:
         log.error("run %s: Postgres unreachable, back to the queue: %s", run_id, error)
         raise Reject(f"run {run_id}: Postgres unreachable", requeue=True) from error
     log.info("run %s: %s", run_id, outcome)
-    if outcome == HANDED_BACK:  # back on the queue; the next worker resumes it
-        raise Reject(f"run {run_id} handed back at shutdown", requeue=True)
+    if outcome == HANDED_BACK:
+        log.info("run %s handed back; its message is in the outbox", run_id)
     return outcome

@@ -1,8 +1,8 @@
 """/jobs/{id}/events: the job as Server-Sent Events, live from Redis, replayed from Postgres.
 
-Every epoch record is an `epoch` event whose id is its cursor, so a client that reconnects
-with Last-Event-ID continues right after it. A run that changes status is a `run` event; when
-every run has ended and every record was sent, a `done` event closes the stream.
+Every record (an epoch, a step) is a `record` event whose id is its cursor, so a client that
+reconnects with Last-Event-ID continues right after it. A run that changes status is a `run`
+event; when every run has ended and every record was sent, a `done` event closes the stream.
 
 Waiting is a blocking XREAD on the async Redis client. When the client goes away
 sse-starlette cancels the generator, and the cancelled read drops its connection at once, so
@@ -18,17 +18,19 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
-from sqlalchemy import select
+from fastapi import APIRouter, Depends, Header, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import PrincipalDep, require_principal
-from api.deps import ERRORS
-from core.models import FINISHED_JOB, Job, Run
-from core.records import SequencedRecord
-from core.repositories import EpochRepository
+from api.deps import ERRORS, SessionDep
+from api.schemas import ErrorOut
+from api.services.jobs import not_found
+from core.errors import Conflict
+from core.models import FINISHED_JOB, Job
+from core.records import Sequenced
+from core.repositories import JobRepository, RecordRepository, RunRepository
 from core.stream import gapless, metrics_key
 
 log = logging.getLogger(__name__)
@@ -39,30 +41,26 @@ PAGE = 1000
 
 @dataclass(frozen=True)
 class Snapshot:
-    owner: str
     status: str
     finished: bool
     metrics_seq: int
     runs: list[tuple[uuid.UUID, int, str, str | None]]
 
 
+def _snapshot_of(session: Session, job: Job) -> Snapshot:
+    runs = RunRepository(session).states(job.id)
+    return Snapshot(
+        status=job.status.value,
+        finished=job.status in FINISHED_JOB,
+        metrics_seq=job.metrics_seq,
+        runs=[(run_id, index, status.value, error) for run_id, index, status, error in runs],
+    )
+
+
 def _snapshot(sessions: sessionmaker[Session], job_id: uuid.UUID) -> Snapshot | None:
     with sessions() as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            return None
-        runs = session.execute(
-            select(Run.id, Run.index, Run.status, Run.error)
-            .where(Run.job_id == job_id)
-            .order_by(Run.index)
-        ).all()
-        return Snapshot(
-            owner=job.owner,
-            status=job.status.value,
-            finished=job.status in FINISHED_JOB,
-            metrics_seq=job.metrics_seq,
-            runs=[(run_id, index, status.value, error) for run_id, index, status, error in runs],
-        )
+        job = JobRepository(session).get(job_id)
+        return None if job is None else _snapshot_of(session, job)
 
 
 class Snapshots:
@@ -89,53 +87,47 @@ class Snapshots:
 
 def _from_postgres(
     sessions: sessionmaker[Session], job_id: uuid.UUID, cursor: int
-) -> list[SequencedRecord]:
+) -> list[Sequenced]:
     with sessions() as session:
-        return EpochRepository(session).after(job_id, cursor=cursor, limit=PAGE)
+        return RecordRepository(session).after(job_id, cursor=cursor, limit=PAGE)
 
 
-def _epoch_event(record: SequencedRecord) -> ServerSentEvent:
-    data = {"cursor": str(record.seq), **record.record.model_dump(mode="json")}
-    return ServerSentEvent(data=json.dumps(data), event="epoch", id=str(record.seq))
+def _record_event(record: Sequenced) -> ServerSentEvent:
+    data = {"cursor": str(record.seq), **record.data}
+    return ServerSentEvent(data=json.dumps(data), event="record", id=str(record.seq))
 
 
-def _parse_cursor(value: str | None, source: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if not value.isdigit():
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{source} must be a cursor (an integer >= 0)"
-        )
-    return int(value)
+CURSOR_PATTERN = r"^[0-9]{1,18}$"
 
 
 @router.get(
     "/jobs/{job_id}/events",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "The event stream."}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The event stream."},
+        409: {"model": ErrorOut, "description": "The cursor is past the last record."},
+    },
 )
-async def job_events(
+def job_events(
     job_id: uuid.UUID,
     request: Request,
+    session: SessionDep,
     principal: PrincipalDep,
     after: Annotated[
-        str | None, Query(description="Start after this cursor (Last-Event-ID wins).")
+        str | None,
+        Query(pattern=CURSOR_PATTERN, description="Start after this cursor (Last-Event-ID wins)."),
     ] = None,
-    last_event_id: Annotated[str | None, Header()] = None,
+    last_event_id: Annotated[str | None, Header(pattern=CURSOR_PATTERN)] = None,
 ) -> EventSourceResponse:
-    """Live events of the job: `epoch` (id = cursor), `run` (status changes) and `done`."""
+    """Live events of the job: `record` (id = cursor), `run` (status changes) and `done`."""
     state = request.app.state
-    cursor = _parse_cursor(last_event_id, "Last-Event-ID")
-    if cursor is None:
-        cursor = _parse_cursor(after, "after") or 0
-    first = await run_in_threadpool(_snapshot, state.sessions, job_id)
-    if first is None or not principal.sees(first.owner):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
-    if cursor > first.metrics_seq:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"cursor {cursor} is beyond this job's last record ({first.metrics_seq})",
-        )
+    cursor = int(last_event_id or after or 0)
+    job = JobRepository(session).visible(job_id, principal)
+    if job is None:
+        raise not_found(job_id)
+    if cursor > job.metrics_seq:
+        raise Conflict(f"cursor {cursor} is beyond this job's last record ({job.metrics_seq})")
+    first = _snapshot_of(session, job)
     settings = state.settings
     return EventSourceResponse(
         _events(state, job_id, cursor, first, settings.sse_block_ms),
@@ -152,7 +144,7 @@ async def _read(
     *,
     live: bool,
     block_ms: int | None = None,
-) -> list[SequencedRecord]:
+) -> list[Sequenced]:
     """Records after cursor: the Redis entries that continue it, else Postgres's."""
     if live:
         try:
@@ -195,7 +187,7 @@ async def _events(
             if not records:
                 break
             for record in records:
-                yield _epoch_event(record)
+                yield _record_event(record)
             cursor = records[-1].seq
         if snapshot.finished and cursor >= snapshot.metrics_seq:
             data = {"job_id": str(job_id), "status": snapshot.status, "cursor": str(cursor)}
@@ -206,7 +198,7 @@ async def _events(
         # look interval while records flow, so many watchers cost Redis reads, not queries.
         records = await _read(sessions, client, job_id, cursor, live=True, block_ms=block_ms)
         for record in records:
-            yield _epoch_event(record)
+            yield _record_event(record)
         if records:
             cursor = records[-1].seq
             if time.monotonic() - looked < block_ms / 1000:

@@ -1,10 +1,12 @@
 """Liveness and readiness."""
 
-from fastapi import APIRouter, Request, Response, status
-from sqlalchemy import text
+import contextlib
+
+from fastapi import APIRouter, Response, status
 
 from api.deps import SessionDep, StreamDep
 from api.schemas import Health
+from core.repositories import ping
 
 router = APIRouter(tags=["health"])
 
@@ -20,14 +22,16 @@ def healthz() -> Health:
     response_model=Health,
     responses={503: {"model": Health, "description": "Postgres or Redis is unreachable."}},
 )
-def readyz(request: Request, response: Response, session: SessionDep, stream: StreamDep) -> Health:
+def readyz(response: Response, session: SessionDep, stream: StreamDep) -> Health:
     """Postgres and Redis are reachable."""
     checks: dict[str, str] = {}
     try:
-        session.execute(text("SELECT 1"))
+        ping(session)
         checks["postgres"] = "ok"
     except Exception as error:
         checks["postgres"] = f"unreachable: {type(error).__name__}"
+        with contextlib.suppress(Exception):
+            session.rollback()
     try:
         stream.client.ping()
         checks["redis"] = "ok"

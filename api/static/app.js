@@ -4,9 +4,15 @@
 const view = document.getElementById("view");
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
   "#7f7f7f", "#bcbd22", "#17becf"];
-const TRAIN_METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"];
 const FINISHED = new Set(["succeeded", "failed", "cancelled", "diverged"]);
 let cleanup = () => {};
+
+// What the API offers (kinds of job, optimizers, datasets, model presets), fetched once.
+const catalog = {};
+async function offered(what) {
+  if (!catalog[what]) catalog[what] = await api("GET", `/${what}`);
+  return catalog[what];
+}
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -142,8 +148,12 @@ function lineChart(title, series, xLabel, logY) {
     return box;
   }
   const tf = (y) => (logY ? Math.log10(y) : y);
-  let [x0, x1] = [Math.min(...points.map((p) => p[0])), Math.max(...points.map((p) => p[0]))];
-  let [y0, y1] = [Math.min(...points.map((p) => tf(p[1]))), Math.max(...points.map((p) => tf(p[1])))];
+  // Loops, not Math.min(...points): spreading 100,000 values overflows the call stack.
+  let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
+  for (const [x, y] of points) {
+    x0 = Math.min(x0, x); x1 = Math.max(x1, x);
+    y0 = Math.min(y0, tf(y)); y1 = Math.max(y1, tf(y));
+  }
   if (x0 === x1) x1 = x0 + 1;
   if (y0 === y1) { y0 -= 0.5; y1 += 0.5; }
   const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
@@ -184,31 +194,32 @@ function lineChart(title, series, xLabel, logY) {
 // ------------------------------------------------------------------ job page
 
 async function jobPage(jobId) {
-  let job;
+  let job, kinds;
   try {
-    job = await api("GET", `/jobs/${jobId}`);
+    [job, kinds] = await Promise.all([api("GET", `/jobs/${jobId}`), offered("kinds")]);
   } catch (error) {
     view.append(el("p", { class: "error" }, error.message));
     return;
   }
-  const race = job.kind === "race";
+  const kind = kinds.find((k) => k.name === job.kind);
+  const position = job.unit;  // the field that places a record in its run: epoch, step
   const records = new Map(job.runs.map((r) => [r.id, []]));
   const runs = new Map(job.runs.map((r) => [r.id, { ...r }]));
   const arms = [...new Set(job.runs.map((r) => r.label))];
   const color = (run) => COLORS[arms.indexOf(run.label) % COLORS.length];
   const statusEl = el("span", { id: "job-status", class: `status-${job.status}` }, job.status);
   const cancelButton = el("button", { class: "danger", id: "cancel", onclick: cancel }, "Cancel job");
-  const axis = el("select", { id: "x-axis", onchange: draw },
-    ["epoch", "examples", "seconds"].map((v) => el("option", { value: v }, race && v === "epoch" ? "step" : v)));
+  const axes = kind.x_axes.filter((a) => [position, "examples", "seconds"].includes(a));
+  const axis = el("select", { id: "x-axis", onchange: draw }, axes.map((v) => el("option", { value: v }, v)));
   const charts = el("div", { class: "charts", id: "charts" });
   const comparison = el("div", { id: "comparison" });
   const runTable = el("table", { id: "runs" });
   view.append(
     el("h2", {}, job.name, " ", statusEl),
     el("div", { class: "toolbar" }, "x-axis: ", axis, cancelButton,
-      el("a", { href: `/jobs/${jobId}/plot.png?metric=${race ? "loss" : "val_loss"}`, target: "_blank" }, "plot.png"),
+      el("a", { href: `/jobs/${jobId}/plot.png`, target: "_blank" }, "plot.png"),
       el("a", { href: `/jobs/${jobId}/export.csv` }, "export.csv")),
-    ...(race ? [el("img", { src: `/jobs/${jobId}/plot.png`, id: "contour", style: "max-width:600px" })] : []),
+    ...(kind.picture ? [el("img", { src: `/jobs/${jobId}/plot.png`, id: "picture", style: "max-width:600px" })] : []),
     charts, el("h3", {}, "Comparison"), comparison, el("h3", {}, "Runs"), runTable);
   if (FINISHED.has(job.status)) cancelButton.disabled = true;
 
@@ -216,24 +227,24 @@ async function jobPage(jobId) {
   function draw() {
     pending = false;
     const x = axis.value;
-    const metrics = race ? ["loss"] : TRAIN_METRICS;
     const seen = new Set();
-    charts.replaceChildren(...metrics.map((metric) => {
+    charts.replaceChildren(...kind.metrics.map((metric) => {
       const series = [...runs.values()].map((run) => {
         let elapsed = 0;
         const points = [];
         for (const r of records.get(run.id)) {
-          if (r.epoch >= 1) elapsed += r.epoch_seconds;
-          const xv = x === "examples" ? r.examples_seen : x === "seconds" ? elapsed : r.epoch;
+          if (r[position] >= 1) elapsed += r.epoch_seconds ?? r.seconds ?? 0;
+          const xv = x === "examples" ? r.examples_seen : x === "seconds" ? elapsed : r[position];
           if (r[metric] !== null && r[metric] !== undefined) points.push([xv, r[metric]]);
         }
         const key = `${metric}:${run.label}`;
         const first = !seen.has(key);
         seen.add(key);
-        return { label: `${run.label} seed ${run.seed}`, arm: run.label, color: color(run), points, first };
+        const seed = run.seed === null ? "" : ` seed ${run.seed}`;
+        return { label: `${run.label}${seed}`, arm: run.label, color: color(run), points, first };
       });
-      const title = race && metric === "loss" ? "f(x, y)" : metric;
-      return lineChart(title, series, race && x === "epoch" ? "step" : x, metric.includes("loss"));
+      const logY = kind.lower_is_better.includes(metric) || metric.includes("loss");
+      return lineChart(metric, series, x, logY);
     }));
   }
   const schedule = () => { if (!pending) { pending = true; requestAnimationFrame(draw); } };
@@ -242,15 +253,16 @@ async function jobPage(jobId) {
     runTable.replaceChildren(el("tr", {}, ["#", "run", "seed", "batch", "status", "reason"].map((h) => el("th", {}, h))));
     for (const run of runs.values()) {
       runTable.append(el("tr", {},
-        el("td", {}, run.index), el("td", {}, run.label), el("td", {}, run.seed), el("td", {}, run.batch_size),
+        el("td", {}, run.index), el("td", {}, run.label), el("td", {}, run.seed ?? "–"),
+        el("td", {}, run.batch_size ?? "–"),
         el("td", { class: `status-${run.status}` }, run.status), el("td", {}, run.error || "")));
     }
   }
 
   async function loadComparison() {
     try {
-      const answer = await api("GET", `/jobs/${jobId}/comparison?metric=${race ? "loss" : "val_accuracy"}`);
-      comparison.replaceChildren(race ? raceTable(answer) : comparisonTable(answer));
+      const answer = await api("GET", `/jobs/${jobId}/comparison`);
+      comparison.replaceChildren(comparisonTable(answer.table));
     } catch (error) {
       comparison.replaceChildren(el("p", { class: "error" }, error.message));
     }
@@ -270,7 +282,7 @@ async function jobPage(jobId) {
   draw();
   loadComparison();
   const source = new EventSource(`/jobs/${jobId}/events`);
-  source.addEventListener("epoch", (e) => {
+  source.addEventListener("record", (e) => {
     const r = JSON.parse(e.data);
     if (records.has(r.run_id)) records.get(r.run_id).push(r);
     schedule();
@@ -291,7 +303,7 @@ async function jobPage(jobId) {
     cancelButton.disabled = true;
     source.close();
     loadComparison();
-    const img = document.getElementById("contour");
+    const img = document.getElementById("picture");
     if (img) img.src = `/jobs/${jobId}/plot.png?t=${Date.now()}`;
   });
   cleanup = () => source.close();
@@ -321,76 +333,56 @@ function sortable(table, rows, columns) {
   return table;
 }
 
-function summary(s) {
-  if (!s || s.mean === null) return "–";
-  if (s.std === null) return fmt(s.mean);
-  return `${fmt(s.mean)} ± ${fmt(s.std)} [${fmt(s.ci_low)}, ${fmt(s.ci_high)}]`;
-}
-
-function comparisonTable(answer) {
-  const notes = (a) => [
-    ...a.diverged.map((n) => `diverged (seed ${n.seed}, epoch ${n.epoch})`),
-    ...a.failed.map((n) => `${n.status} (seed ${n.seed}): ${n.reason}`),
-  ].join("; ");
-  const table = el("table", { id: "comparison-table" });
-  sortable(table, answer.ranking, [
-    { title: "rank", key: (a) => a.rank, show: (a) => a.rank },
-    { title: "group", key: (a) => a.group, show: (a) => a.group ?? "–" },
-    { title: "arm", key: (a) => a.key, show: (a) => a.key },
-    { title: `best ${answer.metric}`, key: (a) => a.best.mean, show: (a) => summary(a.best) },
-    { title: `final ${answer.metric}`, key: (a) => a.final.mean, show: (a) => summary(a.final) },
-    { title: "seconds", key: (a) => a.seconds.mean, show: (a) => fmt(a.seconds.mean, 1) },
-    { title: "notes", key: (a) => notes(a), show: (a) => el("span", { class: "error" }, notes(a)) },
-  ]);
-  return el("div", {}, table, el("p", { class: "note" }, answer.significance));
-}
-
-function raceTable(answer) {
-  const table = el("table", { id: "comparison-table" });
-  sortable(table, answer.ranking, [
-    { title: "rank", key: (r) => r.rank, show: (r) => r.rank },
-    { title: "optimizer", key: (r) => r.label, show: (r) => r.label },
-    { title: "status", key: (r) => r.status, show: (r) => el("span", { class: `status-${r.status}` }, r.status) },
-    { title: "arrived at step", key: (r) => r.steps_to_arrive, show: (r) => r.steps_to_arrive ?? "–" },
-    { title: "distance", key: (r) => r.distance, show: (r) => fmt(r.distance) },
-    { title: "f", key: (r) => r.f, show: (r) => fmt(r.f, 6) },
-    { title: "reason", key: (r) => r.error, show: (r) => r.error || "" },
-  ]);
-  return el("div", {}, table, el("p", { class: "note" }, `arrived: ${answer.arrival}`));
+// Any kind's comparison, from the table it carries for people: sortable by any column.
+function comparisonTable(table) {
+  const node = el("table", { id: "comparison-table" });
+  sortable(node, table.rows, table.columns.map((c) => ({
+    title: c.title,
+    key: (row) => row[c.key],
+    show: (row) => (row[c.key] === null || row[c.key] === undefined ? "–" : row[c.key]),
+  })));
+  return el("div", {}, el("h4", {}, table.title), node, el("p", { class: "note" }, table.note));
 }
 
 // ------------------------------------------------------------------ new job
 
-const OPTIMIZERS = ["sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "adamax", "nadam",
-  "ftrl", "lion", "lamb", "adafactor"];
-
-function newJobPage() {
-  const errors = {};
-  const errorSpan = (field) => (errors[field] = el("span", { class: "error", "data-error-for": field }));
+// The form is built from what the API offers: its optimizers and datasets.
+async function newJobPage() {
+  let optimizers, datasets;
+  try {
+    [optimizers, datasets] = await Promise.all([offered("optimizers"), offered("datasets")]);
+  } catch (error) {
+    view.append(el("p", { class: "error" }, error.message));
+    return;
+  }
+  const hints = Object.fromEntries(optimizers.map((o) => [o.name, o.arguments
+    .filter((a) => a.name !== "learning_rate").map((a) => `${a.name}=${a.default}`).join(", ")]));
+  const errorSpan = (field) => el("span", { class: "error", "data-error-for": field });
   const input = (id, value, extra = {}) => el("input", { id, name: id, value, ...extra });
   const rows = el("div", { id: "optimizer-rows" });
   function addRow(name = "adam", lr = "", args = "") {
     const i = rows.children.length;
-    rows.append(el("div", { class: "optimizer-row", "data-index": i },
-      el("select", { class: "opt-name" }, OPTIMIZERS.map((o) => {
-        const option = el("option", { value: o }, o);
-        if (o === name) option.selected = true;
+    const argsInput = el("input", { class: "opt-args", value: args, size: 40, placeholder: hints[name] });
+    const select = el("select", { class: "opt-name", onchange: () => { argsInput.placeholder = hints[select.value]; } },
+      optimizers.map((o) => {
+        const option = el("option", { value: o.name }, o.name);
+        if (o.name === name) option.selected = true;
         return option;
-      })),
-      el("input", { class: "opt-lr", placeholder: "learning rate (default)", value: lr }),
-      el("input", { class: "opt-args", placeholder: 'other arguments as JSON, e.g. {"momentum": 0.9}', value: args, size: 40 }),
-      el("span", { class: "error", "data-error-for": `optimizers.${i}` })));
+      }));
+    rows.append(el("div", { class: "optimizer-row", "data-index": i },
+      select, el("input", { class: "opt-lr", placeholder: "learning rate (default)", value: lr }),
+      argsInput, el("span", { class: "error", "data-error-for": `optimizers.${i}` })));
   }
   addRow("sgd"); addRow("adam"); addRow("rmsprop");
   const general = el("p", { class: "error", id: "form-error" });
   const form = el("form", { class: "job", id: "job-form", onsubmit: submit },
     el("label", { for: "name" }, "Name"), input("name", ""), errorSpan("name"),
     el("label", { for: "dataset" }, "Dataset"),
-    el("select", { id: "dataset" }, ["digits", "mnist", "fashion_mnist", "cifar10"].map((d) => el("option", { value: d }, d))),
+    el("select", { id: "dataset" }, datasets.map((d) => el("option", { value: d.name, title: d.note }, d.name))),
     errorSpan("dataset"),
     el("label", { for: "hidden" }, "Model: MLP hidden units (comma-separated) and dropout"),
     input("hidden", "128"), input("dropout", "0.2"), errorSpan("model"),
-    el("label", {}, "Optimizers"), rows,
+    el("label", {}, "Optimizers: a learning rate, and other arguments as JSON (defaults shown)"), rows,
     el("button", { type: "button", onclick: () => addRow() }, "Add optimizer"), errorSpan("optimizers"),
     el("label", { for: "batch_size" }, "Batch sizes"), input("batch_size", "32"), errorSpan("batch_size"),
     el("label", { for: "epochs" }, "Epoch budgets"), input("epochs", "5"), errorSpan("epochs"),
@@ -403,7 +395,7 @@ function newJobPage() {
   async function submit(event) {
     event.preventDefault();
     for (const span of form.querySelectorAll(".error")) span.textContent = "";
-    const optimizers = [];
+    const chosen = [];
     for (const row of rows.children) {
       const spec = { name: row.querySelector(".opt-name").value };
       const lr = row.querySelector(".opt-lr").value.trim();
@@ -415,13 +407,13 @@ function newJobPage() {
           return;
         }
       }
-      optimizers.push(spec);
+      chosen.push(spec);
     }
     const body = {
       dataset: { name: document.getElementById("dataset").value },
       model: { preset: "mlp", hidden_units: list(document.getElementById("hidden").value),
         dropout: Number(document.getElementById("dropout").value) },
-      optimizers,
+      optimizers: chosen,
       batch_size: list(document.getElementById("batch_size").value),
       epochs: list(document.getElementById("epochs").value),
       seeds: list(document.getElementById("seeds").value),

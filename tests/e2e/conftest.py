@@ -4,7 +4,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL, ROOT, create_database, drop_database
+from tests.conftest import REDIS_URL, ROOT, create_database, drop_database, wait_for
 
 
 @dataclass
@@ -28,18 +27,19 @@ class Service:
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         response = self.http.post("/jobs", json=body)
         assert response.status_code == 201, response.text
-        return response.json()
+        return response.json()  # type: ignore[no-any-return]
 
-    def wait(self, job_id: str, *, timeout: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.http.get(f"/jobs/{job_id}").json()
-            if job["status"] in ("succeeded", "failed", "cancelled"):
-                return job
-            time.sleep(0.2)
-        raise AssertionError(
-            f"job {job_id} did not end in {timeout}s; worker log:\n{self.logs.read_text()[-3000:]}"
-        )
+    def wait(self, job_id: str, *, timeout: float = 300) -> dict[str, Any]:
+        def ended() -> dict[str, Any] | None:
+            job: dict[str, Any] = self.http.get(f"/jobs/{job_id}").json()
+            return job if job["status"] in ("succeeded", "failed", "cancelled") else None
+
+        try:
+            return wait_for(f"job {job_id} to end", ended, timeout=timeout, every=0.2)
+        except AssertionError:
+            raise AssertionError(
+                f"job {job_id} did not end; worker log:\n{self.logs.read_text()[-3000:]}"
+            ) from None
 
 
 def free_port() -> int:
@@ -48,25 +48,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    name = f"optarena_e2e_{os.getpid()}"
+def start_service(name: str, tmp: Path, *, extra_path: Path | None = None) -> Iterator[Service]:
+    """Migrate a database of its own, make the first key as the README says, and run the API
+    and a worker on it; the rig sets every setting it depends on."""
     database_url = create_database(name)
     port = free_port()
-    logs = tmp_path_factory.mktemp("logs")
+    logs = tmp / "logs"
+    logs.mkdir()
     env = {
         **os.environ,
         "OPTARENA_DATABASE_URL": database_url,
         "OPTARENA_REDIS_URL": REDIS_URL,
         "OPTARENA_TASK_QUEUE": f"optarena.e2e.{uuid.uuid4().hex[:8]}",
         "OPTARENA_API_PORT": str(port),
-        "OPTARENA_DATASET_CACHE_DIR": str(tmp_path_factory.mktemp("datasets")),
+        "OPTARENA_DATASET_CACHE_DIR": str(tmp / "datasets"),
+        "OPTARENA_CHECKPOINT_DIR": str(tmp / "checkpoints"),
         "OPTARENA_CANCEL_POLL_SECONDS": "0.1",
         "OPTARENA_STREAM_TTL_SECONDS": "2",
+        "OPTARENA_RATE_LIMIT_PER_MINUTE": "0",
+        "OPTARENA_MAX_ACTIVE_RUNS_PER_OWNER": "100000",
     }
+    if extra_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(extra_path), env.get("PYTHONPATH", "")])
     bin_dir = Path(sys.executable).parent
     subprocess.run([str(bin_dir / "alembic"), "upgrade", "head"], cwd=ROOT, env=env, check=True)
-    # The first key, made the way the README says.
     made = subprocess.run(
         [str(bin_dir / "optarena"), "keys", "create", "--owner", "e2e"],
         cwd=ROOT,
@@ -89,17 +94,18 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     ]
     url = f"http://127.0.0.1:{port}"
     http = httpx.Client(base_url=url, timeout=30, headers={"authorization": f"Bearer {key}"})
+
+    def ready() -> bool:
+        try:
+            return http.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if http.get("/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError((logs / "api.log").read_text())
-            time.sleep(0.1)
+        try:
+            wait_for("the API", ready, timeout=60)
+        except AssertionError:
+            raise AssertionError((logs / "api.log").read_text()) from None
         yield Service(url=url, http=http, logs=logs / "worker.log", key=key, env=env)
     finally:
         http.close()
@@ -107,7 +113,12 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             process.terminate()
         for process in processes:
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
         drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    yield from start_service(f"optarena_e2e_{os.getpid()}", tmp_path_factory.mktemp("e2e"))

@@ -1,14 +1,18 @@
 """Submit -> metrics -> comparison -> cancel, over HTTP, against the real API and worker."""
 
 import time
+import uuid
 from collections import Counter
 from typing import Any
 
 import pytest
+import redis
 from scipy import stats
 
 from api.routes.jobs import EXAMPLES
-from core.compare import holm
+from core.statistics import holm
+from core.stream import metrics_key
+from tests.conftest import REDIS_URL, wait_for
 from tests.e2e.conftest import Service
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +27,7 @@ def poll(
     """Poll with the cursor until the job is done, as a client would."""
     items: list[dict[str, Any]] = []
     cursor = "0"
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         page = service.http.get(
             f"/jobs/{job_id}/metrics", params={"after": cursor, "limit": limit}
@@ -33,7 +37,7 @@ def poll(
         if page["done"]:
             return items, page
         if not page["items"]:
-            time.sleep(0.1)
+            time.sleep(0.2)
     raise AssertionError("metrics never reached done")
 
 
@@ -60,8 +64,10 @@ def test_sgd_adam_rmsprop_on_digits_polls_to_the_end_and_ranks_adam_above_sgd(
     adam = ranking[labels.index("adam")]
     assert adam["best"] > 0.9 and adam["final_epoch"] == 5 and adam["seconds"] > 0
 
-    time.sleep(2.5)  # the live stream has expired (TTL 2 s); Postgres serves the history
-    again, _ = poll(service, job["id"], limit=1000)
+    live = redis.Redis.from_url(REDIS_URL)
+    key = metrics_key(uuid.UUID(job["id"]))
+    wait_for("the live stream to expire (TTL 2 s)", lambda: not live.exists(key))
+    again, _ = poll(service, job["id"], limit=1000)  # now Postgres serves the history
     assert again == items
 
 
@@ -98,7 +104,7 @@ def test_a_diverging_arm_ends_diverged_and_the_others_finish(service: Service) -
     )
     done = service.wait(job["id"])
     sgd, adam = done["runs"]
-    assert sgd["status"] == "diverged" and sgd["diverged_epoch"] == 1 and "NaN" in sgd["error"]
+    assert sgd["status"] == "diverged" and sgd["diverged_at"] == 1 and "NaN" in sgd["error"]
     assert adam["status"] == "succeeded"
     assert done["status"] == "succeeded"
     ranking = service.http.get(f"/jobs/{job['id']}/comparison").json()["runs"]
@@ -114,23 +120,25 @@ def test_mnist_offline_fails_the_run_with_the_file_to_place(service: Service) ->
     assert "Traceback" not in run["error"]
 
 
-def test_cancel_stops_running_and_queued_runs_within_seconds(service: Service) -> None:
+def test_cancel_stops_the_running_run_within_its_epoch_and_the_queued_ones_at_once(
+    service: Service,
+) -> None:
     job = service.submit({"optimizers": ["adam", "sgd", "rmsprop"], "epochs": 300, "batch_size": 8})
-    deadline = time.monotonic() + 60
-    while len(service.http.get(f"/jobs/{job['id']}/metrics").json()["items"]) < 2:
-        assert time.monotonic() < deadline, "training never started"
-        time.sleep(0.1)
-    asked = time.monotonic()
+    wait_for(
+        "training to start",
+        lambda: len(service.http.get(f"/jobs/{job['id']}/metrics").json()["items"]) >= 2,
+    )
     assert service.http.post(f"/jobs/{job['id']}/cancel").status_code == 202
-    done = service.wait(job["id"], timeout=30)
-    took = time.monotonic() - asked
-    assert done["status"] == "cancelled" and took < 10
+    done = service.wait(job["id"])
+    assert done["status"] == "cancelled"
     running, *queued = done["runs"]
-    assert running["status"] == "cancelled" and running["summary"]["epochs_completed"] < 300
+    completed = running["summary"]["epochs_completed"]
+    assert running["status"] == "cancelled" and completed < 300
+    assert "cancelled while running" in running["error"]
     assert all(r["status"] == "cancelled" and r["started_at"] is None for r in queued)
-    count = len(poll(service, job["id"], limit=1000)[0])
-    time.sleep(1.0)
-    assert len(poll(service, job["id"], limit=1000)[0]) == count
+    # Nothing after the stop: the records are epochs 0..completed of the one run that ran.
+    items, last = poll(service, job["id"], limit=1000)
+    assert [i["epoch"] for i in items] == list(range(completed + 1)) and last["done"]
 
 
 def test_three_seeds_of_sgd_adam_rmsprop_are_aggregated_and_tested(service: Service) -> None:

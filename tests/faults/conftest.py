@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from tests.conftest import (
     create_database,
     drop_database,
     migrate,
+    wait_for,
 )
 from worker.shutdown import children_of
 
@@ -45,17 +45,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(what: str, check: Any, *, timeout: float, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
 
 
 class Proxy:
@@ -75,6 +64,9 @@ class Proxy:
         return f"127.0.0.1:{self.port}"
 
     def restore(self) -> None:
+        with self._lock:
+            if self._server is not None:  # not cut (overlapping cuts restore once)
+                return
         server = socket.socket()
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         server.bind(("127.0.0.1", self.port))
@@ -164,7 +156,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for("redis to listen", self._answers, timeout=10)
+        wait_for("redis to listen", self._answers, timeout=60)
 
     def _answers(self) -> bool:
         try:
@@ -194,6 +186,7 @@ class Tally:
     records_lost: int = 0
     duplicates: int = 0
     max_metric_difference: float = 0.0
+    soak: dict[str, Any] = field(default_factory=dict)
 
     def kill(self, what: str) -> None:
         self.kills[what] = self.kills.get(what, 0) + 1
@@ -213,6 +206,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         "records_lost": TALLY.records_lost,
         "duplicates": TALLY.duplicates,
         "max_relative_metric_difference_vs_uninterrupted": TALLY.max_metric_difference,
+        "soak": TALLY.soak,
     }
     (ARTIFACTS / "faults.json").write_text(json.dumps(summary, indent=2))
     terminalreporter.write_line(f"fault tests: {json.dumps(summary)}")
@@ -229,6 +223,7 @@ class Rig:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     api_url: str = ""
     http: httpx.Client | None = None
+    api_process: subprocess.Popen[bytes] | None = None
 
     def env(self, **overrides: Any) -> dict[str, str]:
         via_proxy = self.database_url.replace(f"@{postgres_address()}", f"@{self.proxy.address}")
@@ -245,6 +240,11 @@ class Rig:
             "OPTARENA_DB_RETRY_SECONDS": "60",
             "OPTARENA_CANCEL_POLL_SECONDS": "0.2",
             "OPTARENA_SSE_BLOCK_MS": "200",
+            # The rig's own limits: polling at any pace is never refused, and a job's runs
+            # are never too many for its owner.
+            "OPTARENA_RATE_LIMIT_PER_MINUTE": "0",
+            "OPTARENA_MAX_ACTIVE_RUNS_PER_OWNER": "100000",
+            "OPTARENA_OUTBOX_RELAY_SECONDS": "0.5",
         }
         env.update({f"OPTARENA_{k.upper()}": str(v) for k, v in overrides.items()})
         return env
@@ -267,7 +267,9 @@ class Rig:
     def api(self, **overrides: Any) -> httpx.Client:
         """The API (and with it the reaper), on the real Postgres, not through the proxy."""
         port = free_port()
-        self.spawn("api", "api", database_url=self.database_url, api_port=port, **overrides)
+        self.api_process = self.spawn(
+            "api", "api", database_url=self.database_url, api_port=port, **overrides
+        )
         self.api_url = f"http://127.0.0.1:{port}"
         self.http = httpx.Client(base_url=self.api_url, timeout=30, headers=auth())
 
@@ -278,8 +280,38 @@ class Rig:
             except httpx.TransportError:
                 return False
 
-        wait_for("the API", ready, timeout=30)
+        wait_for("the API", ready, timeout=60)
         return self.http
+
+    def kill_api(self) -> None:
+        """SIGKILL the API: whatever it committed stays; whatever it had not sent, it never will."""
+        assert self.api_process is not None
+        os.killpg(self.api_process.pid, signal.SIGKILL)
+        self.api_process.wait(timeout=30)
+        if self.http is not None:
+            self.http.close()
+            self.http = None
+
+    def sql(self, query: str, **params: Any) -> Any:
+        """One value from the rig's database (straight, not through the cuttable proxy)."""
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.database_url)
+        try:
+            with engine.connect() as conn:
+                return conn.execute(text(query), params).scalar_one()
+        finally:
+            engine.dispose()
+
+    def queued_messages(self) -> int:
+        """Messages waiting in the rig's broker queue."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis.url)
+        try:
+            return int(client.llen(self.queue))
+        finally:
+            client.close()
 
     def log(self, name: str) -> str:
         path = self.logs / f"{name}.log"
@@ -289,7 +321,7 @@ class Rig:
         return children_of(worker.pid)
 
     def kill_training_process(self, worker: subprocess.Popen[bytes]) -> int:
-        [child] = wait_for("the pool process", lambda: self.pool_children(worker), timeout=30)
+        [child] = wait_for("the pool process", lambda: self.pool_children(worker), timeout=120)
         os.kill(child, signal.SIGKILL)
         return int(child)
 
@@ -325,7 +357,7 @@ def rig(tmp_path: Path, fault_database: str) -> Iterator[Rig]:
 
     engine = create_engine(fault_database)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE jobs, runs, epoch_metrics CASCADE"))
+        conn.execute(text("TRUNCATE jobs, runs, records, outbox CASCADE"))
     engine.dispose()
     (tmp_path / "redis").mkdir()
     (tmp_path / "logs").mkdir()

@@ -1,6 +1,5 @@
 import socket
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +10,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from core.settings import Settings
 from core.stream import MetricsStream, make_redis
-from tests.conftest import auth
+from tests.conftest import auth, wait_for
 
 
 @pytest.fixture
@@ -57,10 +56,7 @@ def live_url(
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
+    wait_for("uvicorn to start", lambda: server.started, every=0.02)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)

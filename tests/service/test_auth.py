@@ -1,6 +1,5 @@
 """Who gets in and how much they may ask: keys, owners, idempotent submits and the limits."""
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,8 +15,7 @@ from core.db import transaction
 from core.keys import KeyRepository
 from core.settings import Settings, get_settings
 from tests.conftest import auth
-from tests.service.test_api import record, submit, worker_context
-from worker.service import store_record
+from tests.service.test_api import record, store, submit, worker_context
 
 JOB = {"optimizers": ["sgd", "adam"], "epochs": 2}
 
@@ -55,10 +53,8 @@ def test_another_owners_job_is_not_found_anywhere_and_admins_see_all(
     client: TestClient, sessions: sessionmaker[Session], test_settings: Settings, stream: Any
 ) -> None:
     job = submit(client, JOB)
-    store_record(
-        uuid.UUID(job["id"]),
-        record(job["runs"][0]["id"], 1, 0.5),
-        worker_context(test_settings, sessions, stream),
+    store(
+        job, [record(job["runs"][0]["id"], 1, 0.5)], worker_context(test_settings, sessions, stream)
     )
     for method, path in job_paths(job["id"]):
         answer = client.request(method, path, headers=auth("other"))
@@ -68,7 +64,7 @@ def test_another_owners_job_is_not_found_anywhere_and_admins_see_all(
     across = client.post(
         "/comparisons", json={"run_ids": [job["runs"][0]["id"]]}, headers=auth("other")
     )
-    assert across.status_code == 422 and "no run" in across.json()["detail"]
+    assert across.status_code == 404 and "no run" in across.json()["detail"]
     mine = client.get("/jobs").json()
     assert mine["total"] == 1 and mine["items"][0]["owner"] == "tester"
     admin = client.get(f"/jobs/{job['id']}", headers=auth("admin"))

@@ -10,12 +10,13 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.records import EpochRecord
+from core.kinds.race.records import RaceRecord
+from core.kinds.race.spec import RACE_EXAMPLE
 from core.settings import Settings
-from core.spec import RACE_EXAMPLE
 from core.stream import MetricsStream
-from tests.service.test_api import record, submit, worker_context
-from worker.service import store_record, store_records
+from tests.conftest import wait_for
+from tests.service.test_api import record, store, submit, worker_context
+from worker.service import store_records
 
 ACCURACY = {"sgd": [0.5, 0.6], "adam": [0.8, 0.9]}
 
@@ -33,8 +34,8 @@ def fill(
         name = run["optimizer"]["name"]
         spread = 0.013 if name == "adam" else 0.01
         noise = run["seed"] * spread + run["batch_size"] / 10_000 + offset
-        for epoch, value in enumerate(ACCURACY[name], start=1):
-            store_record(uuid.UUID(job["id"]), record(run["id"], epoch, value + noise), ctx)
+        values = enumerate(ACCURACY[name], start=1)
+        store(job, [record(run["id"], epoch, value + noise) for epoch, value in values], ctx)
     return job
 
 
@@ -86,16 +87,22 @@ def test_cuts_filters_and_their_errors(
         "sgd bs=32 epochs=1",
         "sgd bs=32 epochs=2",
     ]
-    for params, words in [
-        ({"cut": "32by1"}, "BATCHxEPOCHS"),
-        ({"cut": "32x1", "epochs": 2}, "not both"),
-        ({"batch_size": 64}, "batch size 64 is not among"),
-        ({"epochs": 3}, "outside these runs' 1..2"),
-        ({"optimizer": "lion"}, "no arm 'lion'"),
-        ({"test": "anova"}, "test"),
+    both = client.get(url, params={"cut": "32x1", "epochs": 2, "batch_size": 128}).json()
+    assert sorted(a["key"] for a in both["ranking"]) == [
+        "adam bs=128 epochs=2",
+        "adam bs=32 epochs=1",
+        "sgd bs=128 epochs=2",
+        "sgd bs=32 epochs=1",
+    ]
+    for params, status, words in [
+        ({"cut": "32by1"}, 422, "pattern"),
+        ({"batch_size": 64}, 404, "no arm at batch size 64: these runs' batch sizes are 32, 128"),
+        ({"epochs": 3}, 404, "no epoch 3: these runs train epochs 1..2"),
+        ({"optimizer": "lion"}, 404, "no arm 'lion'"),
+        ({"test": "anova"}, 422, "test"),
     ]:
         response = client.get(url, params=params)
-        assert response.status_code == 422, params
+        assert response.status_code == status, params
         assert words in str(response.json()), (params, response.json())
 
 
@@ -126,10 +133,14 @@ def test_runs_of_several_jobs_compare_as_one_and_mixed_setups_are_refused(
     twice = client.post("/comparisons", json={"run_ids": [*ids, again["runs"][0]["id"]]})
     assert twice.status_code == 422 and "the same experiment twice" in twice.json()["detail"]
     missing = client.post("/comparisons", json={"run_ids": [str(uuid.uuid4())]})
-    assert missing.status_code == 422 and "no run" in missing.json()["detail"]
+    assert missing.status_code == 404 and "no run" in missing.json()["detail"]
     race = submit(client, RACE_EXAMPLE)
     refused = client.post("/comparisons", json={"run_ids": [race["runs"][0]["id"]]})
-    assert refused.status_code == 422 and "race" in refused.json()["detail"]
+    assert (
+        refused.status_code == 422 and "race jobs are compared within" in refused.json()["detail"]
+    )
+    mixed_kinds = client.post("/comparisons", json={"run_ids": [ids[0], race["runs"][0]["id"]]})
+    assert mixed_kinds.status_code == 422 and "different kinds" in mixed_kinds.json()["detail"]
 
 
 def test_export_csv_has_one_row_per_run_and_epoch(
@@ -151,24 +162,30 @@ def test_export_csv_has_one_row_per_run_and_epoch(
     }
     adam = next(r for r in rows if r["optimizer"] == "adam" and r["seed"] == "1")
     assert float(adam["val_accuracy"]) in (0.8162, 0.9162) and adam["label"] == "adam"
+    assert list(rows[0])[:9] == [
+        "job_id",
+        "run_id",
+        "run_index",
+        "label",
+        "optimizer",
+        "batch_size",
+        "seed",
+        "status",
+        "time",
+    ]
     assert client.get(f"/jobs/{uuid.uuid4()}/export.csv").status_code == 404
 
 
-def step(run_id: str, n: int, x: float, y: float) -> EpochRecord:
-    return EpochRecord(
+def step(run_id: str, n: int, x: float, y: float) -> RaceRecord:
+    return RaceRecord(
         run_id=uuid.UUID(run_id),
-        epoch=n,
-        loss=(1 - x) ** 2 + 100 * (y - x * x) ** 2,
-        accuracy=None,
-        val_loss=None,
-        val_accuracy=None,
-        learning_rate=0.001,
-        epoch_seconds=0.001,
-        examples_seen=0,
-        time=datetime.now(UTC),
-        steps=n,
+        step=n,
         x=x,
         y=y,
+        f=(1 - x) ** 2 + 100 * (y - x * x) ** 2,
+        learning_rate=0.001,
+        seconds=0.001,
+        time=datetime.now(UTC),
     )
 
 
@@ -180,9 +197,9 @@ def test_a_race_is_queued_compared_and_drawn(
     redis_client: redis.Redis,
 ) -> None:
     job = submit(client, RACE_EXAMPLE)
-    assert job["spec"]["kind"] == "race" and len(job["runs"]) == 4
-    assert {(r["epochs"], r["batch_size"], r["seed"]) for r in job["runs"]} == {(500, 1, 0)}
-    assert redis_client.llen(test_settings.task_queue) == 4
+    assert job["kind"] == "race" and job["unit"] == "step" and len(job["runs"]) == 4
+    assert {(r["budget"], r["batch_size"], r["seed"]) for r in job["runs"]} == {(500, None, None)}
+    wait_for("4 messages", lambda: redis_client.llen(test_settings.task_queue) == 4)
     ctx = worker_context(test_settings, sessions, stream)
     near, far = job["runs"][0]["id"], job["runs"][1]["id"]
     store_records(
@@ -202,6 +219,22 @@ def test_a_race_is_queued_compared_and_drawn(
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
     svg = client.get(f"/jobs/{job['id']}/plot.svg")
     assert svg.headers["content-type"] == "image/svg+xml" and b"<svg" in svg.content
+
+    items = client.get(f"/jobs/{job['id']}/metrics").json()["items"]
+    assert set(items[0]) == {
+        "cursor",
+        "run_id",
+        "time",
+        "step",
+        "x",
+        "y",
+        "f",
+        "learning_rate",
+        "seconds",
+    }
+    exported = client.get(f"/jobs/{job['id']}/export.csv").text.splitlines()
+    assert exported[0].endswith("status,time,step,x,y,f,learning_rate,seconds")
+    assert len(exported) == 1 + 5
 
     bad = client.post("/jobs", json={**RACE_EXAMPLE, "objective": {"function": "sphere"}})
     assert bad.status_code == 422

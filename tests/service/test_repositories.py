@@ -1,30 +1,42 @@
+"""Repositories against real Postgres: jobs with their runs and messages, claims, records
+numbered without gaps and stored once, the one rule of who sees what."""
+
 import uuid
 from datetime import UTC, datetime
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import transaction
-from core.expand import expand_job
+from core.keys import Principal
+from core.kinds.race.records import RaceRecord
+from core.kinds.train.records import TrainRecord
+from core.kinds.train.spec import TrainSpec
 from core.models import JobStatus, RunStatus
-from core.records import EpochRecord
-from core.repositories import EpochRepository, JobRepository, RunRepository
-from core.spec import JobSpec
+from core.repositories import JobRepository, RecordRepository, RunRepository
+
+QUEUE = "optarena.test.repositories"
 
 
 def make_job(
-    sessions: sessionmaker[Session], optimizers: list[str] | None = None
+    sessions: sessionmaker[Session], optimizers: list[str] | None = None, *, owner: str = "tester"
 ) -> tuple[uuid.UUID, list[uuid.UUID]]:
-    spec = JobSpec.model_validate({"optimizers": optimizers or ["sgd", "adam"]})
+    spec = TrainSpec.model_validate({"optimizers": optimizers or ["sgd", "adam"]})
     with transaction(sessions) as session:
-        job, runs = JobRepository(session).create(
-            name="t", spec=spec.model_dump(mode="json"), runs=expand_job(spec)
+        job = JobRepository(session).create(
+            name="t",
+            kind="train",
+            spec=spec.model_dump(mode="json"),
+            runs=spec.expand(),
+            queue=QUEUE,
+            owner=owner,
         )
-        assert runs == [r.id for r in RunRepository(session).for_job(job.id)]
+        runs = [r.id for r in RunRepository(session).for_job(job.id)]
         return job.id, runs
 
 
-def record(run_id: uuid.UUID, epoch: int, loss: float = 1.0) -> EpochRecord:
-    return EpochRecord(
+def record(run_id: uuid.UUID, epoch: int, loss: float = 1.0) -> TrainRecord:
+    return TrainRecord(
         run_id=run_id,
         epoch=epoch,
         loss=loss,
@@ -34,8 +46,20 @@ def record(run_id: uuid.UUID, epoch: int, loss: float = 1.0) -> EpochRecord:
         learning_rate=0.01,
         epoch_seconds=0.1,
         examples_seen=epoch * 10,
+        steps=epoch,
         time=datetime.now(UTC),
     )
+
+
+def test_a_job_is_stored_with_its_runs_and_a_message_per_run_in_one_transaction(
+    sessions: sessionmaker[Session],
+) -> None:
+    _, runs = make_job(sessions)
+    with sessions() as session:
+        messages = session.execute(text("SELECT run_id, task, args, queue FROM outbox")).all()
+    assert sorted(m.run_id for m in messages) == sorted(runs)
+    assert {(m.task, m.queue) for m in messages} == {("train_run", QUEUE)}
+    assert sorted(m.args[0] for m in messages) == sorted(map(str, runs))
 
 
 def test_a_run_is_claimed_once(sessions: sessionmaker[Session]) -> None:
@@ -47,22 +71,48 @@ def test_a_run_is_claimed_once(sessions: sessionmaker[Session]) -> None:
         assert RunRepository(session).claim(run_id, worker="b") is None
 
 
-def test_epoch_records_get_gapless_sequence_numbers_and_a_retried_epoch_is_stored_once(
+def test_records_get_gapless_sequence_numbers_and_a_retried_position_is_stored_once(
     sessions: sessionmaker[Session],
 ) -> None:
     job_id, (a, b) = make_job(sessions)
     seqs = []
     for rec in [record(a, 1), record(b, 1), record(a, 1, loss=9.0), record(a, 2)]:
         with transaction(sessions) as session:
-            seqs.append(EpochRepository(session).add(job_id=job_id, record=rec))
+            stored = RecordRepository(session).add_many(job_id=job_id, records=[rec])
+            seqs.append(stored[0].seq if stored else None)
     assert seqs == [1, 2, None, 3]
     with transaction(sessions) as session:
-        stored = EpochRepository(session).for_run(a)
-        assert [(r.epoch, r.loss) for r in stored] == [(1, 1.0), (2, 1.0)]
-        page = EpochRepository(session).after(job_id, cursor=1, limit=10)
-        assert [p.seq for p in page] == [2, 3]
+        data = RecordRepository(session).for_jobs([job_id])
+        assert [(d["epoch"], d["loss"]) for d in data if d["run_id"] == str(a)] == [
+            (1, 1.0),
+            (2, 1.0),
+        ]
+        page = RecordRepository(session).after(job_id, cursor=1, limit=10)
+        assert [p.seq for p in page] == [2, 3] and page[0].of(TrainRecord) == record(
+            b, 1
+        ).model_copy(update={"time": page[0].of(TrainRecord).time})
         job = JobRepository(session).get(job_id)
         assert job is not None and job.metrics_seq == 3
+
+
+def test_any_kinds_records_share_the_stored_shape(sessions: sessionmaker[Session]) -> None:
+    job_id, (a, _) = make_job(sessions)
+    step = RaceRecord(
+        run_id=a,
+        step=7,
+        x=1.0,
+        y=float("inf"),
+        f=2.0,
+        learning_rate=0.1,
+        seconds=0.01,
+        time=datetime.now(UTC),
+    )
+    with transaction(sessions) as session:
+        [stored] = RecordRepository(session).add_many(job_id=job_id, records=[step])
+    assert stored.data["step"] == 7 and stored.data["y"] is None  # JSON has no infinity
+    with sessions() as session:
+        position = session.execute(text("SELECT position FROM records")).scalar_one()
+    assert position == 7
 
 
 def test_job_status_follows_its_runs(sessions: sessionmaker[Session]) -> None:
@@ -70,7 +120,7 @@ def test_job_status_follows_its_runs(sessions: sessionmaker[Session]) -> None:
     with transaction(sessions) as session:
         RunRepository(session).claim(a, worker="w")
         assert JobRepository(session).settle(job_id).status == JobStatus.RUNNING  # type: ignore[union-attr]
-        RunRepository(session).finish(a, status=RunStatus.DIVERGED, diverged_epoch=2)
+        RunRepository(session).finish(a, status=RunStatus.DIVERGED, diverged_at=2)
         RunRepository(session).claim(b, worker="w")
         RunRepository(session).finish(b, status=RunStatus.SUCCEEDED)
         job = JobRepository(session).settle(job_id)
@@ -87,3 +137,19 @@ def test_cancel_cancels_queued_runs_only(sessions: sessionmaker[Session]) -> Non
         assert JobRepository(session).settle(job_id).status == JobStatus.RUNNING  # type: ignore[union-attr]
         RunRepository(session).finish(a, status=RunStatus.CANCELLED)
         assert JobRepository(session).settle(job_id).status == JobStatus.CANCELLED  # type: ignore[union-attr]
+
+
+def test_who_sees_what_is_one_rule_for_jobs_pages_and_runs(
+    sessions: sessionmaker[Session],
+) -> None:
+    mine, my_runs = make_job(sessions, owner="tester")
+    theirs, their_runs = make_job(sessions, owner="other")
+    tester = Principal(uuid.uuid4(), "tester", admin=False)
+    admin = Principal(uuid.uuid4(), "root", admin=True)
+    with sessions() as session:
+        jobs, runs = JobRepository(session), RunRepository(session)
+        assert jobs.visible(mine, tester) is not None and jobs.visible(theirs, tester) is None
+        assert jobs.visible(theirs, admin) is not None
+        assert [j.id for j in jobs.page(tester, limit=10, offset=0)[0]] == [mine]
+        assert jobs.page(admin, limit=10, offset=0)[1] == 2
+        assert {r.id for r in runs.visible([*my_runs, *their_runs], tester)} == set(my_runs)

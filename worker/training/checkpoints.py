@@ -17,11 +17,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from core.records import EpochRecord
+from core.kinds.train.records import TrainRecord
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: records of the train kind (TrainRecord)
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Checkpoint:
     epoch: int
     model: list[np.ndarray]
     optimizer: list[np.ndarray]
-    records: list[EpochRecord]
+    records: list[TrainRecord]
 
 
 def checkpoint_path(directory: Path, run_id: uuid.UUID) -> Path:
@@ -42,7 +42,7 @@ def fingerprint(config: dict[str, Any]) -> str:
 
 
 def save(
-    path: Path, *, epoch: int, model: keras.Model, records: list[EpochRecord], belongs_to: str
+    path: Path, *, epoch: int, model: keras.Model, records: list[TrainRecord], belongs_to: str
 ) -> None:
     """Write the state after `epoch` next to `path`, flush it to disk, then swap it in."""
     arrays: dict[str, np.ndarray] = {}
@@ -56,7 +56,7 @@ def save(
         "epoch": epoch,
         "model_variables": len(model.variables),
         "optimizer_variables": len(model.optimizer.variables),
-        "records": [r.model_dump(mode="json") for r in records],
+        "records": [r.stored() for r in records],
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ def load(path: Path, *, belongs_to: str) -> Checkpoint | None:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
         log.warning("checkpoint %s unreadable (%s); starting over", path, error)
         return None
-    records = [EpochRecord.model_validate(r) for r in meta["records"]]
+    records = [TrainRecord.model_validate(r) for r in meta["records"]]
     return Checkpoint(epoch=int(meta["epoch"]), model=model, optimizer=optimizer, records=records)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.spec import NamedDatasetSpec, SyntheticDatasetSpec
+from core.datasets import NamedDatasetSpec, SyntheticDatasetSpec
 
 KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 CIFAR10_ORIGIN = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"

@@ -5,7 +5,7 @@ from typing import Any
 
 import keras
 
-from core.spec import (
+from core.architectures import (
     BatchNormLayer,
     CnnSpec,
     Conv2DLayer,

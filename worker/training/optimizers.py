@@ -4,17 +4,19 @@ from typing import Any
 
 import keras
 
-from core.optimizers import OPTIMIZER_CLASSES, SCHEDULE_CLASSES
+from core.optimizers import OPTIMIZER_CLASSES, SCHEDULE_CLASSES, PiecewiseSchedule
 
 
 def build_schedule(config: dict[str, Any]) -> keras.optimizers.schedules.LearningRateSchedule:
     arguments = dict(config)
     kind = arguments.pop("schedule")
+    if kind == "piecewise_constant":
+        arguments = PiecewiseSchedule.model_validate(config).keras_arguments()
     return getattr(keras.optimizers.schedules, SCHEDULE_CLASSES[kind])(**arguments)
 
 
 def build_optimizer(config: dict[str, Any]) -> keras.optimizers.Optimizer:
-    """The optimizer a resolved configuration (core.spec.resolve_optimizer) describes."""
+    """The optimizer a resolved configuration (core.optimizers.Optimizer.config) describes."""
     arguments = dict(config)
     name = arguments.pop("name")
     if isinstance(arguments.get("learning_rate"), dict):

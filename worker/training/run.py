@@ -3,18 +3,19 @@
 import math
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import keras
 import numpy as np
 
-from core.records import EpochRecord
-from core.spec import CnnSpec, LayersSpec, MlpSpec, NamedDatasetSpec, SyntheticDatasetSpec
+from core.architectures import CnnSpec, LayersSpec, MlpSpec
+from core.datasets import NamedDatasetSpec, SyntheticDatasetSpec
+from core.kinds.train.records import TrainRecord
 from worker.backend import describe_environment
+from worker.runs import RunHooks, RunOutcome
 from worker.training import checkpoints
 from worker.training.callbacks import EpochReporter, StopGuard, StopState
 from worker.training.datasets import Dataset, load_dataset
@@ -53,51 +54,25 @@ class TrainingPlan:
         )
 
 
-def _never() -> bool:
-    return False
-
-
-@dataclass(frozen=True)
-class TrainingHooks:
-    """How a run reports: start (weights hash, environment), each record, and stop requests."""
-
-    on_start: Callable[[str, dict[str, Any]], None]
-    on_record: Callable[[EpochRecord], object]
-    cancel_requested: Callable[[], bool]
-    poll_seconds: float = 0.2
-    on_records: Callable[[list[EpochRecord]], object] | None = None  # many at once, in order
-    # Asked after each checkpointed epoch: True stops there, to be resumed elsewhere (shutdown).
-    hand_back_requested: Callable[[], bool] = _never
-
-
-@dataclass
-class TrainingOutcome:
-    status: Literal["succeeded", "diverged", "cancelled", "handed_back"]
-    epochs_completed: int
-    initial_weights_sha256: str
-    diverged_epoch: int | None = None
-    records: list[EpochRecord] = field(default_factory=list)
-    resumed_from_epoch: int | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """Final and best metrics, for the run's row."""
-        trained = [r for r in self.records if r.epoch >= 1]
-        final = trained[-1] if trained else None
-        summary: dict[str, Any] = {
-            "epochs_completed": self.epochs_completed,
-            "train_seconds": round(sum(r.epoch_seconds for r in trained), 4),
-            "final": (
-                {k: getattr(final, k) for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
-                if final
-                else None
-            ),
-        }
-        scored = [r for r in trained if r.val_accuracy is not None]
-        if scored:
-            best = max(scored, key=lambda r: (r.val_accuracy, -r.epoch))
-            summary["best_val_accuracy"] = best.val_accuracy
-            summary["best_val_accuracy_epoch"] = best.epoch
-        return summary
+def summary(records: list[TrainRecord], epochs_completed: int) -> dict[str, Any]:
+    """Final and best metrics, for the run's row."""
+    trained = [r for r in records if r.epoch >= 1]
+    final = trained[-1] if trained else None
+    found: dict[str, Any] = {
+        "epochs_completed": epochs_completed,
+        "train_seconds": round(sum(r.epoch_seconds for r in trained), 4),
+        "final": (
+            {k: getattr(final, k) for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+            if final
+            else None
+        ),
+    }
+    scored = [r for r in trained if r.val_accuracy is not None]
+    if scored:
+        best = max(scored, key=lambda r: (r.val_accuracy or 0.0, -r.epoch))
+        found["best_val_accuracy"] = best.val_accuracy
+        found["best_val_accuracy_epoch"] = best.epoch
+    return found
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -105,7 +80,7 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def train(plan: TrainingPlan, *, cache_dir: Path, hooks: TrainingHooks) -> TrainingOutcome:
+def train(plan: TrainingPlan, *, cache_dir: Path, hooks: RunHooks) -> RunOutcome:
     """Train one run to its epoch budget, reporting every epoch through the hooks.
 
     Fairness: the seed alone fixes the split, the initial weights (Keras is seeded before the
@@ -125,7 +100,7 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: TrainingHooks) -> Train
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
-    outcome = TrainingOutcome("succeeded", 0, initial_sha)
+    outcome = RunOutcome("succeeded", 0, initial_sha)
     saved_at = None
     belongs_to = plan.fingerprint()
     if plan.checkpoint_dir is not None:
@@ -133,7 +108,7 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: TrainingHooks) -> Train
         resumed = checkpoints.load(saved_at, belongs_to=belongs_to)
         if resumed is not None and checkpoints.restore(model, resumed):
             outcome.records = list(resumed.records)
-            outcome.epochs_completed = outcome.resumed_from_epoch = resumed.epoch
+            outcome.completed = outcome.resumed_from = resumed.epoch
     hooks.on_start(initial_sha, describe_environment())
 
     n_train = len(data.x_train)
@@ -143,11 +118,11 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: TrainingHooks) -> Train
         record = _record(
             plan.run_id, epoch, metrics, seconds, epoch * n_train, epoch * steps_per_epoch, model
         )
-        hooks.on_record(record)
+        hooks.on_records([record])
         outcome.records.append(record)
-        outcome.epochs_completed = epoch
+        outcome.completed = epoch
 
-    if plan.evaluate_initial and outcome.resumed_from_epoch is None:
+    if plan.evaluate_initial and outcome.resumed_from is None:
         started = time.perf_counter()
         report(0, _evaluate(model, data), time.perf_counter() - started)
 
@@ -157,7 +132,7 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: TrainingHooks) -> Train
         EpochReporter(state, report=report),
     ]
     validation = (data.x_val, data.y_val) if data.x_val is not None else None
-    for epoch in range(outcome.resumed_from_epoch or 0, plan.epochs):
+    for epoch in range(outcome.resumed_from or 0, plan.epochs):
         order = epoch_order(plan.seed, epoch, n_train)
         model.fit(
             data.x_train[order],
@@ -185,9 +160,14 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: TrainingHooks) -> Train
             outcome.status = "handed_back"
             return outcome
     if state.diverged_epoch is not None:
-        outcome.status, outcome.diverged_epoch = "diverged", state.diverged_epoch
+        outcome.status, outcome.diverged_at = "diverged", state.diverged_epoch
+        outcome.reason = f"loss became NaN or infinite in epoch {state.diverged_epoch}"
     elif state.cancelled:
         outcome.status = "cancelled"
+        outcome.reason = f"cancelled while running, after epoch {outcome.completed}"
+    outcome.summary = summary(outcome.records, outcome.completed)
+    if outcome.resumed_from is not None:
+        outcome.summary["resumed_from_epoch"] = outcome.resumed_from
     return outcome
 
 
@@ -212,8 +192,8 @@ def _record(
     examples_seen: int,
     steps: int,
     model: keras.Model,
-) -> EpochRecord:
-    return EpochRecord(
+) -> TrainRecord:
+    return TrainRecord(
         run_id=run_id,
         epoch=epoch,
         loss=metrics.get("loss"),

@@ -1,26 +1,26 @@
-"""Every example job in examples/ is a valid job, and the API's examples are too."""
+"""Every example job in examples/ is a valid job, and every kind's API examples are too."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from api.routes.jobs import EXAMPLES
-from core.expand import expand_job
-from core.spec import parse_job
+from core.kinds import KINDS, parse_job
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[3] / "examples"
+API_EXAMPLES = {
+    name: example["value"] for kind in KINDS.values() for name, example in kind.examples.items()
+}
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLE_DIR.glob("*.json")), ids=lambda p: p.name)
 def test_example_files_are_valid_jobs(path: Path) -> None:
-    spec = parse_job(json.loads(path.read_text()))
-    assert expand_job(spec)
+    assert parse_job(json.loads(path.read_text())).expand()
 
 
-@pytest.mark.parametrize("name", sorted(EXAMPLES))
+@pytest.mark.parametrize("name", sorted(API_EXAMPLES))
 def test_api_examples_are_valid_jobs(name: str) -> None:
-    assert expand_job(parse_job(EXAMPLES[name]["value"]))
+    assert parse_job(API_EXAMPLES[name]).expand()
 
 
 def test_the_homework_examples_exist() -> None:

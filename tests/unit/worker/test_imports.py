@@ -11,7 +11,9 @@ CHECK = (
 )
 
 
-@pytest.mark.parametrize("module", ["api.app", "worker.tasks", "worker.celery_app", "core.spec"])
+@pytest.mark.parametrize(
+    "module", ["api.app", "worker.tasks", "worker.celery_app", "core.kinds", "cli.main"]
+)
 def test_module_imports_no_ml_library(module: str) -> None:
     out = subprocess.run(
         [sys.executable, "-c", CHECK.format(module=module)],

@@ -1,0 +1,108 @@
+"""What a client may choose: the kinds of job, optimizers with their arguments, datasets and
+model presets. The dashboard builds its form from these; nothing here needs a key."""
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import TypeAdapter
+
+from api.schemas import ArgumentOut, DatasetOut, KindOut, ModelPresetOut, OptimizerOut
+from core.architectures import MODEL_NOTES, CnnSpec, LayersSpec, MlpSpec
+from core.datasets import DATASET_NOTES, KERAS_DATASETS, SyntheticDatasetSpec
+from core.kinds import KINDS
+from core.optimizers import (
+    OPTIMIZER_CLASSES,
+    OPTIMIZER_PARAMS,
+    REQUIRED,
+    Param,
+    optimizer_params,
+)
+
+router = APIRouter(tags=["catalog"])
+
+
+def _argument(name: str, param: Param) -> ArgumentOut:
+    return ArgumentOut(
+        name=name,
+        type=param.kind,
+        default=None if param.default is REQUIRED else param.default,
+        minimum=param.low,
+        maximum=param.high,
+        exclusive_minimum=param.low_open,
+        exclusive_maximum=param.high_open,
+        nullable=param.nullable,
+    )
+
+
+@router.get("/kinds", response_model=list[KindOut])
+def list_kinds() -> list[KindOut]:
+    """The kinds of job, each with its schema, examples and what its charts show."""
+    return [
+        KindOut(
+            name=kind.name,
+            summary=kind.summary,
+            unit=kind.unit,
+            metrics=list(kind.metrics),
+            lower_is_better=sorted(kind.lower_is_better),
+            x_axes=list(kind.x_axes),
+            picture=kind.picture,
+            job_schema=kind.spec.model_json_schema(),
+            examples={name: example["value"] for name, example in kind.examples.items()},
+        )
+        for kind in KINDS.values()
+    ]
+
+
+@router.get("/optimizers", response_model=list[OptimizerOut])
+def list_optimizers() -> list[OptimizerOut]:
+    """Every optimizer a job may name, with each argument's type, default and bounds (Keras's
+    own). Any optimizer also takes `label`, and the Keras 2 spellings `lr` and `decay`."""
+    return [
+        OptimizerOut(
+            name=name,
+            keras_class=OPTIMIZER_CLASSES[name],
+            arguments=[_argument(k, p) for k, p in optimizer_params(name).items()],
+        )
+        for name in OPTIMIZER_PARAMS
+    ]
+
+
+@router.get("/datasets", response_model=list[DatasetOut])
+def list_datasets() -> list[DatasetOut]:
+    """The datasets a job may train on."""
+    named = [
+        DatasetOut(
+            name=name,
+            input_shape=list(info.input_shape),
+            classes=info.num_classes,
+            train_examples=info.train_examples,
+            note=DATASET_NOTES[name],
+        )
+        for name, info in KERAS_DATASETS.items()
+    ]
+    synthetic = DatasetOut(
+        name="synthetic",
+        input_shape=None,
+        classes=None,
+        train_examples=None,
+        note=SyntheticDatasetSpec.__doc__ or "",
+    )
+    return [*named, synthetic]
+
+
+@router.get("/models", response_model=list[ModelPresetOut])
+def list_models() -> list[ModelPresetOut]:
+    """The model presets: each builds a Keras model ending in Dense(classes) logits."""
+    schemas: dict[str, Any] = {
+        "mlp": TypeAdapter(MlpSpec).json_schema(),
+        "cnn": TypeAdapter(CnnSpec).json_schema(),
+        "layers": TypeAdapter(LayersSpec).json_schema(),
+    }
+    return [
+        ModelPresetOut(
+            preset=preset,
+            description=" ".join((MODEL_NOTES[preset] or "").split()),
+            job_schema=schemas[preset],
+        )
+        for preset in schemas
+    ]

@@ -1,0 +1,149 @@
+"""What a job kind is. A kind is a plug-in: its spec, how the spec expands into runs, what its
+records hold, how its runs are compared and drawn; the worker side (what one run does) lives
+in worker/kinds/<kind>. Nothing else in the service knows one kind from another."""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from core.contract import ContractModel
+from core.optimizers import OptimizerSpec, arm_labels
+from core.records import Record
+from core.runs import RunInfo, RunPlan
+from core.settings import Settings
+
+Problem = tuple[tuple[str | int, ...], str]  # where in the body, and why
+ArmName = Annotated[str, Field(min_length=1, max_length=200)]  # a label or optimizer name
+
+
+class JobSpec(ContractModel):
+    """What every kind's job has: a name and the optimizers to compare."""
+
+    kind: str
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    optimizers: list[OptimizerSpec] = Field(min_length=1, max_length=64)
+
+    # A field whose presence names this kind when a body has no "kind" (a race's objective).
+    inferred_from: ClassVar[str | None] = None
+
+    def expand(self) -> list[RunPlan]:
+        """The runs of this job, in the order workers should take them."""
+        raise NotImplementedError
+
+    def arm_labels(self) -> list[str]:
+        return arm_labels(self.optimizers)
+
+    def display_name(self) -> str:
+        return self.name or " vs ".join(dict.fromkeys(o.canonical for o in self.optimizers))
+
+    def problems(self, settings: Settings) -> list[Problem]:
+        """Where the job exceeds this service's configured limits beyond the schema's: the
+        runs per job, a product of several lists."""
+        runs = len(self.expand())
+        if runs > settings.max_runs_per_job:
+            why = f"this job is {self.size(runs)}; the limit is {settings.max_runs_per_job}"
+            return [(("optimizers",), why)]
+        return []
+
+    def size(self, runs: int) -> str:
+        """How many runs the job is, and why."""
+        return f"{runs} runs"
+
+    @classmethod
+    def settings_bounds(cls, settings: Settings) -> dict[str, int]:
+        """Schema maxima that come from settings, by field: they appear in /openapi.json."""
+        return {}
+
+
+@dataclass(frozen=True)
+class Comparand:
+    """What a comparison works from: the job's spec, its runs and their records, and what the
+    client asked for."""
+
+    spec: JobSpec
+    runs: Sequence[RunInfo]
+    records: Mapping[Any, list[Any]]  # run id -> that run's records, in position order
+    params: Any
+    job_id: Any = None
+
+
+@dataclass(frozen=True)
+class Drawing:
+    spec: JobSpec
+    title: str
+    runs: Sequence[RunInfo]
+    records: Mapping[Any, list[Any]]
+    params: Any
+    fmt: Literal["png", "svg"]
+
+
+class Column(BaseModel):
+    key: str
+    title: str
+
+
+class Table(BaseModel):
+    """The comparison for people: what the dashboard and the CLI show, for any kind."""
+
+    title: str
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    note: str
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A kind of job, as the API, the stream and the clients see it."""
+
+    name: str
+    summary: str
+    spec: type[JobSpec]
+    record: type[Record]
+    unit: str  # what a record's position and a run's budget count: "epoch", "step"
+    metrics: tuple[str, ...]  # record fields worth charting, the headline first
+    lower_is_better: frozenset[str]
+    x_axes: tuple[str, ...]  # what a chart's x-axis may be
+    comparison: type[BaseModel]
+    comparison_params: type[BaseModel]
+    compare: Callable[[Comparand], BaseModel]
+    plot_params: type[BaseModel]
+    plot: Callable[[Drawing], bytes]
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The plot is a picture of its own worth showing beside the charts (a race's contour).
+    picture: bool = False
+    # Runs of several jobs of this kind compared as one (POST /comparisons); None: refused.
+    compare_across: Callable[[Sequence[Comparand]], BaseModel] | None = None
+
+
+class OneOrMany:
+    """A field that takes a value or a list of distinct values: the schema says both."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        array = handler(core_schema)
+        return {"anyOf": [array["items"], {**array, "uniqueItems": True}]}
+
+
+def one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def distinct(values: list[int]) -> list[int]:
+    seen: set[int] = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{v} is listed twice")
+        seen.add(v)
+    return values
+
+
+def colors(labels: Sequence[str]) -> dict[str, str]:
+    """One matplotlib colour per distinct label, in order of first appearance."""
+    palette = [f"C{i}" for i in range(10)]
+    distinct = list(dict.fromkeys(labels))
+    return {label: palette[i % len(palette)] for i, label in enumerate(distinct)}

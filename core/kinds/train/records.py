@@ -1,0 +1,23 @@
+"""One epoch of one training run, as the worker reports it and clients read it."""
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from core.records import Record
+
+
+class TrainRecord(Record):
+    """Metrics at the end of an epoch; epoch 0 is the initial weights, before training."""
+
+    position_field: ClassVar[str] = "epoch"
+
+    epoch: int = Field(ge=0)
+    loss: float | None
+    accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    learning_rate: float | None = Field(description="The rate in force at the epoch's end.")
+    epoch_seconds: float = Field(description="Training seconds of this epoch.")
+    examples_seen: int = Field(description="Training examples seen so far.")
+    steps: int = Field(description="Optimizer steps taken so far.")

@@ -1,0 +1,170 @@
+"""What a training comparison answers, and what a client may ask of it."""
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from core.kinds.base import ArmName, Table
+from core.kinds.train.reading import TargetResult
+from core.kinds.train.spec import Metric
+from core.statistics import Summary, TestName
+
+RankBy = Literal["best", "final"]
+XAxis = Literal["epoch", "steps", "examples", "seconds"]
+
+
+class ComparisonParams(BaseModel):
+    metric: Metric = Field(
+        default="val_accuracy", description="The metric to rank by (losses: lowest first)."
+    )
+    epochs: list[Annotated[int, Field(ge=1, le=1_000_000)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Read every arm at these epoch budgets (repeat the parameter).",
+    )
+    batch_size: list[Annotated[int, Field(ge=1, le=1_000_000)]] = Field(
+        default_factory=list, max_length=32, description="Only these batch sizes (repeatable)."
+    )
+    cut: list[Annotated[str, Field(pattern=r"^[0-9]{1,7}x[0-9]{1,7}$")]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Arms as BATCHxEPOCHS, such as cut=32x5&cut=128x20: batch 32 read at 5 "
+        "epochs against batch 128 at 20; added to the arms epochs and batch_size choose.",
+    )
+    optimizer: list[ArmName] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Only these arms, by label or optimizer name (repeatable).",
+    )
+    by: RankBy = Field(
+        default="best", description="Rank by each run's best value within the budget, or final."
+    )
+    test: TestName = Field(
+        default="t", description="Paired test between arms over seeds: t or wilcoxon."
+    )
+    target: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="Report epochs, steps, examples and seconds to reach this value.",
+    )
+
+
+class PlotParams(BaseModel):
+    metric: Metric = Field(default="val_loss", description="The metric to draw.")
+    x: XAxis = Field(default="epoch", description="The x-axis.")
+
+
+class AtBudget(BaseModel):
+    epochs: int
+    best: float | None
+    best_epoch: int | None
+    final: float | None
+    reached: bool
+
+
+class RankedRun(BaseModel):
+    rank: int
+    run_id: uuid.UUID
+    label: str
+    optimizer: dict[str, Any]
+    batch_size: int
+    epochs: int
+    seed: int
+    status: str
+    error: str | None
+    diverged_epoch: int | None
+    best: float | None
+    best_epoch: int | None
+    final: float | None
+    final_epoch: int | None
+    seconds: float
+    budgets: list[AtBudget]
+    target: TargetResult | None
+
+
+class BudgetSummary(BaseModel):
+    epochs: int
+    best: Summary
+    final: Summary
+
+
+class CurvePoint(BaseModel):
+    epoch: int
+    n: int
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class TargetSummary(BaseModel):
+    value: float
+    runs: int
+    reached: int
+    not_reached_seeds: list[int]
+    epochs: Summary
+    steps: Summary
+    examples: Summary
+    seconds: Summary
+
+
+class RunNote(BaseModel):
+    run_id: uuid.UUID
+    seed: int
+    status: str
+    epoch: int | None
+    reason: str | None
+
+
+class ArmResult(BaseModel):
+    rank: int
+    group: int | None
+    tied_with: list[str]
+    key: str
+    label: str
+    optimizer: dict[str, Any]
+    batch_size: int
+    epochs: int
+    seeds: list[int]
+    run_ids: list[uuid.UUID]
+    ranked_value: Summary
+    best: Summary
+    best_epoch: Summary
+    final: Summary
+    stability: float | None
+    auc: Summary
+    generalization_gap: Summary
+    seconds: Summary
+    budgets: list[BudgetSummary]
+    curve: list[CurvePoint]
+    target: TargetSummary | None
+    diverged: list[RunNote]
+    failed: list[RunNote]
+
+
+class PairResult(BaseModel):
+    a: str
+    b: str
+    n: int
+    mean_difference: float | None
+    statistic: float | None
+    p_value: float | None
+    p_holm: float | None
+    significant: bool
+
+
+class TrainComparison(BaseModel):
+    kind: Literal["train"] = "train"
+    metric: str
+    higher_is_better: bool
+    ranked_by: RankBy
+    test: str
+    alpha: float
+    confidence: float
+    target: float | None
+    seeds: list[int]
+    significance: str
+    ranking: list[ArmResult]
+    pairs: list[PairResult]
+    runs: list[RankedRun]
+    table: Table

@@ -1,0 +1,102 @@
+"""The race for real: Keras optimizers stepping (x, y) on the test functions."""
+
+import importlib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.kinds.race.objectives import OBJECTIVES
+from core.kinds.race.records import RaceRecord
+from core.kinds.race.spec import RaceSpec
+from core.models import RunStatus
+from core.runs import RunInfo
+from worker.kinds import run_function
+from worker.runs import RunContext, RunHooks
+
+
+def run(
+    function: str,
+    optimizer: dict[str, Any],
+    steps: int,
+    *,
+    cancel_after_chunks: int | None = None,
+) -> tuple[str, list[list[RaceRecord]], int | None]:
+    chunks: list[list[RaceRecord]] = []
+
+    def cancel() -> bool:
+        return cancel_after_chunks is not None and len(chunks) >= cancel_after_chunks
+
+    spec = RaceSpec.model_validate(
+        {"objective": {"function": function}, "optimizers": [optimizer], "steps": steps}
+    )
+    info = RunInfo(
+        id=uuid.uuid4(),
+        index=0,
+        arm=0,
+        label="x",
+        optimizer=spec.optimizers[0].config,
+        seed=None,
+        batch_size=None,
+        budget=steps,
+        status=RunStatus.RUNNING,
+        attempt=1,
+        handbacks=0,
+        heartbeat_at=None,
+        error=None,
+        diverged_at=None,
+        initial_weights_sha256=None,
+        summary=None,
+        environment=None,
+        started_at=None,
+        finished_at=None,
+    )
+    hooks = RunHooks(
+        on_start=lambda sha, env: None,
+        on_records=lambda records: chunks.append(list(records)),  # type: ignore[arg-type]
+        cancel_requested=cancel,
+    )
+    context = RunContext(run=info, spec=spec, hooks=hooks, cache_dir=Path("."), checkpoint_dir=None)
+    outcome = run_function("race")(context)
+    return outcome.status, chunks, outcome.diverged_at
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.import_module("worker.kinds.race.run"), "FLUSH_EVERY", 50)
+
+
+def test_every_step_is_recorded_once_in_order_and_momentum_finds_a_himmelblau_minimum() -> None:
+    status, chunks, _ = run(
+        "himmelblau", {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}, 300
+    )
+    records = [r for chunk in chunks for r in chunk]
+    assert status == "succeeded"
+    assert [r.step for r in records] == list(range(301))
+    assert (records[0].x, records[0].y) == OBJECTIVES["himmelblau"].start
+    last = records[-1]
+    assert last.x is not None and last.y is not None
+    assert OBJECTIVES["himmelblau"].distance(last.x, last.y)[0] < 1e-3
+    for r in records:
+        assert r.x is not None and r.y is not None
+        assert r.f == float(OBJECTIVES["himmelblau"].f(r.x, r.y))
+    assert len(chunks) <= 7  # written in chunks, not step by step
+
+
+def test_the_same_race_twice_gives_the_same_path() -> None:
+    config = {"name": "adam", "learning_rate": 0.05}
+    _, first, _ = run("rosenbrock", config, 100)
+    _, second, _ = run("rosenbrock", config, 100)
+    assert [(r.x, r.y) for c in first for r in c] == [(r.x, r.y) for c in second for r in c]
+
+
+def test_too_large_a_step_diverges_and_says_where() -> None:
+    status, chunks, step = run("rosenbrock", {"name": "sgd", "learning_rate": 0.1}, 200)
+    assert status == "diverged" and step is not None and step < 50
+    assert [r.step for c in chunks for r in c][-1] <= step
+
+
+def test_a_cancel_request_stops_the_race_between_chunks() -> None:
+    status, chunks, _ = run("beale", {"name": "adam"}, 1000, cancel_after_chunks=1)
+    assert status == "cancelled" and len(chunks) == 1

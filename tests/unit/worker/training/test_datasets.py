@@ -1,0 +1,99 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.datasets import NamedDatasetSpec, SyntheticDatasetSpec
+from worker.training.datasets import DatasetUnavailable, load_dataset
+
+
+def test_digits_loads_offline_scaled_and_split_by_seed(tmp_path: Path) -> None:
+    spec = NamedDatasetSpec(name="digits", validation_split=0.2)
+    data = load_dataset(spec, seed=0, cache_dir=tmp_path)
+    assert data.input_shape == (8, 8, 1) and data.num_classes == 10
+    assert len(data.x_train) + len(data.x_val) == 1797 and len(data.x_val) == 359
+    assert data.x_train.min() >= 0.0 and data.x_train.max() <= 1.0
+    again = load_dataset(spec, seed=0, cache_dir=tmp_path)
+    other = load_dataset(spec, seed=1, cache_dir=tmp_path)
+    assert np.array_equal(data.y_val, again.y_val)
+    assert not np.array_equal(data.y_val, other.y_val)
+
+
+def test_limit_takes_the_same_subset_for_every_seed(tmp_path: Path) -> None:
+    spec = NamedDatasetSpec(name="digits", validation_split=0.0, limit=100)
+    a = load_dataset(spec, seed=0, cache_dir=tmp_path)
+    b = load_dataset(spec, seed=5, cache_dir=tmp_path)
+    assert len(a.x_train) == 100 and a.x_val is None
+    assert sorted(a.y_train.tolist()) == sorted(b.y_train.tolist())
+
+
+def test_synthetic_data_is_fixed_by_its_data_seed(tmp_path: Path) -> None:
+    spec = SyntheticDatasetSpec(name="synthetic", samples=500, features=7, classes=3)
+    a = load_dataset(spec, seed=0, cache_dir=tmp_path)
+    b = load_dataset(spec, seed=0, cache_dir=tmp_path)
+    assert a.input_shape == (7,) and a.num_classes == 3 and len(a.x_train) == 400
+    assert np.array_equal(a.x_train, b.x_train)
+
+
+def test_mnist_offline_without_cache_names_the_file_to_place(tmp_path: Path) -> None:
+    with pytest.raises(DatasetUnavailable) as info:
+        load_dataset(NamedDatasetSpec(name="mnist"), seed=0, cache_dir=tmp_path)
+    message = str(info.value)
+    assert "dataset 'mnist' is not in the cache" in message
+    assert "Place mnist.npz" in message and str(tmp_path / "mnist.npz") in message
+    assert not (tmp_path / "mnist.npz").exists()
+
+
+def test_a_placed_mnist_file_is_used_without_download(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=rng.integers(0, 256, size=(50, 28, 28), dtype=np.uint8),
+        y_train=rng.integers(0, 10, size=50, dtype=np.uint8),
+        x_test=np.zeros((1, 28, 28), np.uint8),
+        y_test=np.zeros(1, np.uint8),
+    )
+    data = load_dataset(NamedDatasetSpec(name="mnist"), seed=0, cache_dir=tmp_path)
+    assert data.input_shape == (28, 28, 1) and len(data.x_train) == 40
+    assert data.x_train.max() <= 1.0
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "cifar10"])
+def test_other_keras_datasets_fail_offline_with_a_clear_message(tmp_path: Path, name: str) -> None:
+    with pytest.raises(DatasetUnavailable, match=f"dataset '{name}' is not in the cache"):
+        load_dataset(NamedDatasetSpec(name=name), seed=0, cache_dir=tmp_path)  # type: ignore[arg-type]
+
+
+class _Bomb:
+    """A pickle that, if ever loaded, leaves a file behind."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (Path.touch, (str(self.marker),))  # type: ignore[return-value]
+
+
+def test_a_placed_cifar_archive_that_is_not_the_official_one_is_never_unpickled(
+    tmp_path: Path,
+) -> None:
+    import io
+    import pickle
+    import tarfile
+
+    marker = tmp_path / "unpickled"
+    payload = pickle.dumps(_Bomb(marker))
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+        for i in range(1, 6):
+            info = tarfile.TarInfo(f"cifar-10-batches-py/data_batch_{i}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    with pytest.raises(DatasetUnavailable) as refused:
+        load_dataset(NamedDatasetSpec(name="cifar10"), seed=0, cache_dir=tmp_path)
+    assert "not the official CIFAR-10 archive" in str(refused.value)
+    assert not marker.exists()
+    # An npz is read with allow_pickle=False: an object array in a placed mnist.npz is refused.
+    np.savez(tmp_path / "mnist.npz", x_train=np.array([_Bomb(marker)], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        load_dataset(NamedDatasetSpec(name="mnist"), seed=0, cache_dir=tmp_path)
+    assert not marker.exists()

@@ -1,0 +1,225 @@
+"""Training one run for real on digits: fairness, determinism, divergence, cancellation."""
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.kinds.train.records import TrainRecord
+from core.kinds.train.spec import TrainSpec
+from worker.runs import RunHooks, RunOutcome
+from worker.training.run import TrainingPlan, epoch_order, summary, train
+
+
+def run(
+    optimizer: Any,
+    tmp_path: Path,
+    *,
+    seed: int = 0,
+    epochs: int = 2,
+    batch_size: int = 64,
+    cancel_after: int | None = None,
+    model: dict | None = None,
+) -> tuple[RunOutcome, list[TrainRecord]]:
+    spec = TrainSpec.model_validate(
+        {
+            "optimizers": [optimizer],
+            "model": model or {"preset": "mlp", "hidden_units": [32], "dropout": 0.2},
+            "dataset": {"name": "digits"},
+        }
+    )
+    records: list[TrainRecord] = []
+    batches = {"n": 0}
+
+    def cancel_requested() -> bool:
+        batches["n"] += 1
+        return cancel_after is not None and batches["n"] > cancel_after
+
+    plan = TrainingPlan(
+        run_id=uuid.uuid4(),
+        dataset=spec.dataset,
+        model=spec.model,
+        optimizer=spec.optimizers[0].config,
+        batch_size=batch_size,
+        epochs=epochs,
+        seed=seed,
+    )
+    hooks = RunHooks(
+        on_start=lambda sha, env: None,
+        on_records=records.extend,
+        cancel_requested=cancel_requested,
+        poll_seconds=0.0,
+    )
+    return train(plan, cache_dir=tmp_path, hooks=hooks), records
+
+
+def curve(records: list[TrainRecord]) -> list[tuple[float | None, ...]]:
+    return [(r.epoch, r.loss, r.accuracy, r.val_loss, r.val_accuracy) for r in records]
+
+
+def test_arms_of_one_seed_share_initial_weights_and_epoch_zero(tmp_path: Path) -> None:
+    sgd, sgd_records = run("sgd", tmp_path)
+    adam, adam_records = run("adam", tmp_path)
+    other_seed, _ = run("sgd", tmp_path, seed=1)
+    assert sgd.initial_weights_sha256 == adam.initial_weights_sha256
+    assert other_seed.initial_weights_sha256 != sgd.initial_weights_sha256
+    assert curve(sgd_records)[0] == curve(adam_records)[0]
+    assert curve(sgd_records)[1:] != curve(adam_records)[1:]
+
+
+def test_the_same_run_twice_gives_the_same_numbers(tmp_path: Path) -> None:
+    _, first = run({"name": "adam", "learning_rate": 0.003}, tmp_path)
+    _, second = run({"name": "adam", "learning_rate": 0.003}, tmp_path)
+    assert curve(first) == curve(second)
+
+
+def test_records_cover_every_epoch_with_lr_examples_and_time(tmp_path: Path) -> None:
+    outcome, records = run({"name": "sgd", "lr": 0.1, "decay": 0.01}, tmp_path, epochs=3)
+    assert outcome.status == "succeeded" and outcome.completed == 3
+    assert [r.epoch for r in records] == [0, 1, 2, 3]
+    assert [r.examples_seen for r in records] == [0, 1438, 2876, 4314]
+    steps_per_epoch = -(-1438 // 64)
+    assert records[1].learning_rate == pytest.approx(0.1 / (1 + 0.01 * steps_per_epoch), rel=1e-5)
+    assert all(r.epoch_seconds > 0 for r in records)
+    assert outcome.summary["final"]["val_accuracy"] == records[-1].val_accuracy
+
+
+def test_a_loss_that_explodes_ends_the_run_diverged(tmp_path: Path) -> None:
+    outcome, records = run({"name": "sgd", "learning_rate": 1e12}, tmp_path, epochs=3)
+    assert outcome.status == "diverged" and outcome.diverged_at == 1
+    assert [r.epoch for r in records] == [0]
+
+
+def test_cancel_stops_within_the_epoch_and_reports_nothing_after(tmp_path: Path) -> None:
+    # 1438 examples at batch 16 are 90 batches an epoch: batch 101 is in epoch 2.
+    outcome, records = run("adam", tmp_path, epochs=5, batch_size=16, cancel_after=100)
+    assert outcome.status == "cancelled"
+    assert [r.epoch for r in records] == [0, 1]
+
+
+def test_cnn_preset_trains_on_digits(tmp_path: Path) -> None:
+    outcome, records = run(
+        "adam", tmp_path, epochs=1, model={"preset": "cnn", "filters": [4, 8], "dense_units": 16}
+    )
+    assert outcome.status == "succeeded" and records[-1].val_accuracy is not None
+
+
+def test_epoch_order_depends_on_seed_and_epoch_only() -> None:
+    assert np.array_equal(epoch_order(3, 1, 100), epoch_order(3, 1, 100))
+    assert not np.array_equal(epoch_order(3, 1, 100), epoch_order(3, 2, 100))
+
+
+def _resumable(run_id: uuid.UUID, tmp_path: Path, *, optimizer: Any, epochs: int) -> TrainingPlan:
+    spec = TrainSpec.model_validate(
+        {
+            "optimizers": [optimizer],
+            "model": {"preset": "mlp", "hidden_units": [32], "dropout": 0.2},
+            "dataset": {"name": "digits"},
+        }
+    )
+    return TrainingPlan(
+        run_id=run_id,
+        dataset=spec.dataset,
+        model=spec.model,
+        optimizer=spec.optimizers[0].config,
+        batch_size=32,
+        epochs=epochs,
+        seed=3,
+        checkpoint_dir=tmp_path / "checkpoints",
+    )
+
+
+def _hooks(records: list[TrainRecord], *, hand_back_after: int | None = None) -> RunHooks:
+    return RunHooks(
+        on_start=lambda sha, env: None,
+        on_records=records.extend,
+        cancel_requested=lambda: False,
+        hand_back_requested=lambda: (
+            hand_back_after is not None and records[-1].epoch >= hand_back_after
+        ),
+    )
+
+
+# Resumed training computes what uninterrupted training does: the same weights, optimizer
+# moments (Adam with a schedule, so the iteration count matters too), dropout RNG state and
+# example order. Bitwise on one machine with deterministic ops; the stated tolerance is 1e-6.
+RESUME_TOLERANCE = 1e-6
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        {
+            "name": "adam",
+            "learning_rate": {
+                "schedule": "cosine",
+                "initial_learning_rate": 0.01,
+                "decay_steps": 200,
+            },
+        },
+        {"name": "sgd", "momentum": 0.9, "nesterov": True},
+    ],
+)
+def test_a_run_resumed_from_its_checkpoint_equals_the_uninterrupted_run(
+    tmp_path: Path, optimizer: Any
+) -> None:
+    whole: list[TrainRecord] = []
+    train(
+        _resumable(uuid.uuid4(), tmp_path, optimizer=optimizer, epochs=4),
+        cache_dir=tmp_path,
+        hooks=_hooks(whole),
+    )
+    run_id = uuid.uuid4()
+    first: list[TrainRecord] = []
+    stopped = train(
+        _resumable(run_id, tmp_path, optimizer=optimizer, epochs=4),
+        cache_dir=tmp_path,
+        hooks=_hooks(first, hand_back_after=2),
+    )
+    assert stopped.status == "handed_back" and stopped.completed == 2
+    second: list[TrainRecord] = []
+    resumed = train(
+        _resumable(run_id, tmp_path, optimizer=optimizer, epochs=4),
+        cache_dir=tmp_path,
+        hooks=_hooks(second),
+    )
+    assert resumed.status == "succeeded" and resumed.resumed_from == 2
+    assert [r.epoch for r in first] == [0, 1, 2] and [r.epoch for r in second] == [3, 4]
+    assert [r.epoch for r in resumed.records] == [0, 1, 2, 3, 4]
+    for a, b in zip(whole, first + second, strict=True):
+        for name in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+            x, y = getattr(a, name), getattr(b, name)
+            assert abs(x - y) <= RESUME_TOLERANCE * max(1.0, abs(x)), (a.epoch, name, x, y)
+    uninterrupted = summary(whole, 4)["final"]
+    final = resumed.summary["final"]
+    assert np.allclose(list(final.values()), list(uninterrupted.values()), rtol=RESUME_TOLERANCE)
+
+
+def test_a_checkpoint_of_another_configuration_or_a_damaged_one_is_not_loaded(
+    tmp_path: Path,
+) -> None:
+    run_id = uuid.uuid4()
+    records: list[TrainRecord] = []
+    train(
+        _resumable(run_id, tmp_path, optimizer="adam", epochs=3),
+        cache_dir=tmp_path,
+        hooks=_hooks(records, hand_back_after=1),
+    )
+    other: list[TrainRecord] = []
+    outcome = train(  # same run id, another optimizer: starts over
+        _resumable(run_id, tmp_path, optimizer="sgd", epochs=3),
+        cache_dir=tmp_path,
+        hooks=_hooks(other, hand_back_after=1),
+    )
+    assert outcome.resumed_from is None and [r.epoch for r in other] == [0, 1]
+    saved = tmp_path / "checkpoints" / f"{run_id}.npz"
+    saved.write_bytes(b"not a checkpoint")
+    again: list[TrainRecord] = []
+    outcome = train(
+        _resumable(run_id, tmp_path, optimizer="sgd", epochs=1),
+        cache_dir=tmp_path,
+        hooks=_hooks(again),
+    )
+    assert outcome.resumed_from is None and outcome.status == "succeeded"

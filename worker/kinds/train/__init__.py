@@ -1,0 +1,24 @@
+"""One training run: the model trained on the dataset with the run's optimizer, batch size
+and seed, to its epoch budget."""
+
+from core.kinds.train.spec import TrainSpec
+from worker.runs import RunContext, RunOutcome
+from worker.training.run import TrainingPlan, train
+
+
+def run(ctx: RunContext) -> RunOutcome:
+    spec = ctx.spec
+    assert isinstance(spec, TrainSpec)
+    assert ctx.run.seed is not None and ctx.run.batch_size is not None
+    plan = TrainingPlan(
+        run_id=ctx.run.id,
+        dataset=spec.dataset,
+        model=spec.model,
+        optimizer=ctx.run.optimizer,
+        batch_size=ctx.run.batch_size,
+        epochs=ctx.run.budget,
+        seed=ctx.run.seed,
+        evaluate_initial=spec.evaluate_initial,
+        checkpoint_dir=ctx.checkpoint_dir,
+    )
+    return train(plan, cache_dir=ctx.cache_dir, hooks=ctx.hooks)

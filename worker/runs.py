@@ -1,0 +1,57 @@
+"""What every kind's run function is given and gives back. A run function (worker/kinds/<kind>)
+trains or steps one run from its spec; it reports through the hooks and returns plain data."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from core.kinds.base import JobSpec
+from core.records import Record
+from core.runs import RunInfo
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """How a run reports: its start (initial weights' hash, environment), its records in order,
+    and whether to stop (cancel) or hand back (shutdown)."""
+
+    on_start: Callable[[str, dict[str, Any]], None]
+    on_records: Callable[[Sequence[Record]], object]
+    cancel_requested: Callable[[], bool]
+    poll_seconds: float = 0.2
+    # Asked after each checkpointed epoch: True stops there, to be resumed elsewhere.
+    hand_back_requested: Callable[[], bool] = _never
+
+
+@dataclass(frozen=True)
+class RunContext:
+    run: RunInfo
+    spec: JobSpec
+    hooks: RunHooks
+    cache_dir: Path  # where datasets are cached
+    checkpoint_dir: Path | None  # None: no checkpoints; a retried run starts over
+
+
+Status = Literal["succeeded", "diverged", "cancelled", "handed_back"]
+
+
+@dataclass
+class RunOutcome:
+    """How the run ended, in the kind's words: `reason` says why it diverged or stopped."""
+
+    status: Status
+    completed: int  # the last position reached: the epoch, the step
+    initial_weights_sha256: str
+    records: list[Any] = field(default_factory=list)
+    diverged_at: int | None = None
+    reason: str | None = None
+    resumed_from: int | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+RunFunction = Callable[[RunContext], RunOutcome]
