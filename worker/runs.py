@@ -11,6 +11,11 @@ from core.records import Record
 from core.runs import RunInfo
 
 
+class RunFailed(Exception):
+    """The run cannot go on, for a reason the user can act on: the message is stored on the
+    run as it is (no traceback)."""
+
+
 def _never() -> bool:
     return False
 

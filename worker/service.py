@@ -28,7 +28,7 @@ from core.repositories import JobRepository, RecordRepository, RunRepository, tr
 from core.runs import RunInfo
 from core.settings import Settings
 from core.stream import MetricsStream
-from worker.runs import RunContext, RunHooks
+from worker.runs import RunContext, RunFailed, RunHooks
 from worker.shutdown import hand_back_requested, process_alive
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,6 @@ def _run(claimed: Claimed, ctx: WorkerContext, heart: Heartbeat) -> str:
     # Keras and its backend load here, in the worker's child process, never before the fork.
     from worker.backend import configure
     from worker.kinds import run_function
-    from worker.training.datasets import DatasetUnavailable
 
     configure(ctx.settings)
     run_id, attempt, job_id = claimed.run.id, claimed.run.attempt, claimed.job_id
@@ -203,7 +202,7 @@ def _run(claimed: Claimed, ctx: WorkerContext, heart: Heartbeat) -> str:
     )
     try:
         outcome = run_function(claimed.spec.kind)(context)
-    except DatasetUnavailable as error:
+    except RunFailed as error:
         return _fail(run_id, attempt, str(error), ctx)
     except Exception as error:
         log.error("run %s failed:\n%s", run_id, traceback.format_exc())

@@ -83,7 +83,7 @@ def _merged_annotation(name: str, a: Any, b: Any) -> Any:
     raise TypeError(f"kinds disagree on the type of the parameter {name!r}: {a} vs {b}")
 
 
-def _merge(name: str, models: dict[str, type[BaseModel]]) -> type[BaseModel]:
+def merged_params(name: str, models: dict[str, type[BaseModel]]) -> type[BaseModel]:
     """One model with every kind's parameters; each says which kinds read it."""
     fields: dict[str, tuple[Any, FieldInfo]] = {}
     readers: dict[str, list[str]] = {}
@@ -108,11 +108,13 @@ def _merge(name: str, models: dict[str, type[BaseModel]]) -> type[BaseModel]:
     return one
 
 
-ComparisonParams = _merge("ComparisonParams", {k.name: k.comparison_params for k in KINDS.values()})
-PlotParams = _merge("PlotParams", {k.name: k.plot_params for k in KINDS.values()})
+ComparisonParams = merged_params(
+    "ComparisonParams", {k.name: k.comparison_params for k in KINDS.values()}
+)
+PlotParams = merged_params("PlotParams", {k.name: k.plot_params for k in KINDS.values()})
 
 
-def _own(kind: str, model: type[BaseModel], merged: BaseModel) -> BaseModel:
+def params_for(kind: str, model: type[BaseModel], merged: BaseModel) -> BaseModel:
     """The kind's own parameters from the merged ones: only what was given, its defaults else."""
     given = merged.model_dump(include=set(model.model_fields), exclude_unset=True)
     try:
@@ -124,7 +126,7 @@ def _own(kind: str, model: type[BaseModel], merged: BaseModel) -> BaseModel:
 def compare(comparand: Comparand) -> BaseModel:
     """The comparison of one job, in its kind's terms."""
     kind = get_kind(comparand.spec.kind)
-    params = _own(kind.name, kind.comparison_params, comparand.params)
+    params = params_for(kind.name, kind.comparison_params, comparand.params)
     return kind.compare(dataclasses.replace(comparand, params=params))
 
 
@@ -137,7 +139,7 @@ def compare_across(comparands: list[Comparand]) -> BaseModel:
     if kind.compare_across is None:
         raise Invalid(f"{kind.name} jobs are compared within their job, not across jobs")
     own = [
-        dataclasses.replace(c, params=_own(kind.name, kind.comparison_params, c.params))
+        dataclasses.replace(c, params=params_for(kind.name, kind.comparison_params, c.params))
         for c in comparands
     ]
     return kind.compare_across(own)
@@ -145,7 +147,7 @@ def compare_across(comparands: list[Comparand]) -> BaseModel:
 
 def plot(drawing: Drawing) -> bytes:
     kind = get_kind(drawing.spec.kind)
-    params = _own(kind.name, kind.plot_params, drawing.params)
+    params = params_for(kind.name, kind.plot_params, drawing.params)
     return kind.plot(dataclasses.replace(drawing, params=params))
 
 

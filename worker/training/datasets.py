@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from core.datasets import NamedDatasetSpec, SyntheticDatasetSpec
+from worker.runs import RunFailed
 
 KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 CIFAR10_ORIGIN = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -21,7 +22,7 @@ SHA256 = {
 }
 
 
-class DatasetUnavailable(Exception):
+class DatasetUnavailable(RunFailed):
     """The dataset is neither cached nor downloadable; the message says what to place where."""
 
 
