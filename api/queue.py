@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from celery import Celery
 
-from core.outbox import Message
+from core.outbox import Message, send_tasks
 from core.settings import Settings
 
 
@@ -19,19 +19,7 @@ class Broker:
         )
 
     def send(self, messages: Sequence[Message]) -> None:
-        """Each message as a Celery task; raises if the broker cannot be reached. The task id
-        names the outbox row, so a message sent twice is recognisably the same one."""
-        with self.celery.producer_or_acquire() as producer:
-            for message in messages:
-                self.celery.send_task(
-                    message.task,
-                    args=message.args,
-                    queue=message.queue,
-                    task_id=f"outbox-{message.id}",
-                    producer=producer,
-                    retry=True,
-                    retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
-                )
+        send_tasks(self.celery, messages)
 
     def close(self) -> None:
         self.celery.close()

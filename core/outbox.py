@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,6 +33,23 @@ class Message:
 
 
 Send = Callable[[Sequence[Message]], None]
+
+
+def send_tasks(app: Any, messages: Sequence[Message]) -> None:
+    """Each message as a task of the Celery app `app` (the API's or a worker's; core imports
+    no Celery): raises if the broker cannot be reached. The task id names the outbox row, so
+    a message sent twice is recognisably the same one."""
+    with app.producer_or_acquire() as producer:
+        for message in messages:
+            app.send_task(
+                message.task,
+                args=message.args,
+                queue=message.queue,
+                task_id=f"outbox-{message.id}",
+                producer=producer,
+                retry=True,
+                retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
+            )
 
 
 class OutboxRepository:

@@ -8,13 +8,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from core.runs import RunInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get(
@@ -43,6 +46,35 @@ def wait_for(what: str, check: Callable[[], T], *, timeout: float = 60, every: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(every)
+
+
+def run_info(**fields: Any) -> "RunInfo":
+    """A run as stored, for tests of functions that read runs: these fields, defaults else."""
+    from core.models import RunStatus
+    from core.runs import RunInfo
+
+    defaults: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "index": 0,
+        "arm": 0,
+        "label": "run",
+        "optimizer": {"name": "sgd"},
+        "seed": None,
+        "batch_size": None,
+        "budget": 3,
+        "status": RunStatus.SUCCEEDED,
+        "attempt": 1,
+        "handbacks": 0,
+        "heartbeat_at": None,
+        "error": None,
+        "diverged_at": None,
+        "initial_weights_sha256": None,
+        "summary": None,
+        "environment": None,
+        "started_at": None,
+        "finished_at": None,
+    }
+    return RunInfo(**{**defaults, **fields})
 
 
 def auth(who: str = "tester") -> dict[str, str]:

@@ -2,14 +2,13 @@
 
 import logging
 import uuid
-from collections.abc import Sequence
 from functools import cache
 
 from celery.exceptions import Reject
 from sqlalchemy.exc import OperationalError
 
 from core.db import make_engine, make_session_factory
-from core.outbox import Message, relay
+from core.outbox import relay, send_tasks
 from core.settings import get_settings
 from core.stream import MetricsStream, make_redis
 from worker.celery_app import app
@@ -19,21 +18,6 @@ from worker.shutdown import hand_back_requested
 log = logging.getLogger(__name__)
 
 
-def send(messages: Sequence[Message]) -> None:
-    """The outbox's messages to the broker, through this worker's connection."""
-    with app.producer_or_acquire() as producer:
-        for message in messages:
-            app.send_task(
-                message.task,
-                args=message.args,
-                queue=message.queue,
-                task_id=f"outbox-{message.id}",
-                producer=producer,
-                retry=True,
-                retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
-            )
-
-
 @cache
 def _context() -> WorkerContext:
     # Built on first use, in the child process, so no connection crosses the fork.
@@ -41,7 +25,7 @@ def _context() -> WorkerContext:
     engine = make_engine(settings.database_url)
 
     def relay_now() -> None:  # after a hand-back commits; the API's relay is the fallback
-        relay(sessions, send)
+        relay(sessions, lambda messages: send_tasks(app, messages))
 
     sessions = make_session_factory(engine, relay=relay_now)
     return WorkerContext(

@@ -1,7 +1,6 @@
 """The race for real: Keras optimizers stepping (x, y) on the test functions."""
 
 import importlib
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ from core.kinds.race.objectives import OBJECTIVES
 from core.kinds.race.records import RaceRecord
 from core.kinds.race.spec import RaceSpec
 from core.models import RunStatus
-from core.runs import RunInfo
+from tests.conftest import run_info
 from worker.kinds import run_function
 from worker.runs import RunContext, RunHooks
 
@@ -31,26 +30,8 @@ def run(
     spec = RaceSpec.model_validate(
         {"objective": {"function": function}, "optimizers": [optimizer], "steps": steps}
     )
-    info = RunInfo(
-        id=uuid.uuid4(),
-        index=0,
-        arm=0,
-        label="x",
-        optimizer=spec.optimizers[0].config,
-        seed=None,
-        batch_size=None,
-        budget=steps,
-        status=RunStatus.RUNNING,
-        attempt=1,
-        handbacks=0,
-        heartbeat_at=None,
-        error=None,
-        diverged_at=None,
-        initial_weights_sha256=None,
-        summary=None,
-        environment=None,
-        started_at=None,
-        finished_at=None,
+    info = run_info(
+        label="x", optimizer=spec.optimizers[0].config, budget=steps, status=RunStatus.RUNNING
     )
     hooks = RunHooks(
         on_start=lambda sha, env: None,

@@ -13,6 +13,7 @@ from core.kinds.race.records import RaceRecord
 from core.kinds.race.spec import RaceSpec
 from core.models import RunStatus
 from core.runs import RunInfo
+from tests.conftest import run_info
 
 
 def step(run_id: uuid.UUID, n: int, x: float, y: float, f: float) -> RaceRecord:
@@ -31,27 +32,7 @@ def step(run_id: uuid.UUID, n: int, x: float, y: float, f: float) -> RaceRecord:
 def run(
     label: str, status: RunStatus = RunStatus.SUCCEEDED, diverged: int | None = None
 ) -> RunInfo:
-    return RunInfo(
-        id=uuid.uuid4(),
-        index=0,
-        arm=0,
-        label=label,
-        optimizer={"name": label},
-        seed=None,
-        batch_size=None,
-        budget=3,
-        status=status,
-        attempt=1,
-        handbacks=0,
-        heartbeat_at=None,
-        error=None,
-        diverged_at=diverged,
-        initial_weights_sha256=None,
-        summary=None,
-        environment=None,
-        started_at=None,
-        finished_at=None,
-    )
+    return run_info(label=label, optimizer={"name": label}, status=status, diverged_at=diverged)
 
 
 def race(
