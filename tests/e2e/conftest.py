@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import REDIS_URL, ROOT, create_database, drop_database, wait_for
+from worker.shutdown import children_of
 
 
 @dataclass
@@ -23,6 +24,12 @@ class Service:
     logs: Path
     key: str
     env: dict[str, str]
+    worker: subprocess.Popen[bytes]
+
+    def pool_process(self) -> int:
+        """The worker's pool process (concurrency 1): the process that trains."""
+        [pid] = wait_for("the worker's pool process", lambda: children_of(self.worker.pid))
+        return pid
 
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         response = self.http.post("/jobs", json=body)
@@ -106,7 +113,9 @@ def start_service(name: str, tmp: Path, *, extra_path: Path | None = None) -> It
             wait_for("the API", ready, timeout=60)
         except AssertionError:
             raise AssertionError((logs / "api.log").read_text()) from None
-        yield Service(url=url, http=http, logs=logs / "worker.log", key=key, env=env)
+        yield Service(
+            url=url, http=http, logs=logs / "worker.log", key=key, env=env, worker=processes[1]
+        )
     finally:
         http.close()
         for process in processes:

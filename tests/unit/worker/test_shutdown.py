@@ -17,7 +17,7 @@ def _asks(queue: "multiprocessing.Queue[bool]") -> None:
 def _asks_after_signal(queue: "multiprocessing.Queue[bool]") -> None:
     shutdown._listen_for_drain()
     queue.put(shutdown.hand_back_requested())
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not shutdown.draining.is_set() and time.monotonic() < deadline:
         time.sleep(0.01)
     queue.put(shutdown.hand_back_requested())
