@@ -10,7 +10,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
-from scipy import stats
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
@@ -38,6 +37,8 @@ def summarize(values: Sequence[float], *, confidence: float = CONFIDENCE) -> Sum
     mean = math.fsum(data) / n
     if n < 2:
         return Summary(n=1, mean=mean, std=None, ci_low=None, ci_high=None, values=data)
+    from scipy import stats  # loaded on first use: the API starts without it
+
     std = float(np.std(data, ddof=1))
     half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
     return Summary(n=n, mean=mean, std=std, ci_low=mean - half, ci_high=mean + half, values=data)
@@ -55,6 +56,8 @@ def paired_test(
         raise ValueError("paired samples must have the same length")
     if len(a) < 2:
         return None, None
+    from scipy import stats
+
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if np.all(x == y):
         return 0.0, 1.0
