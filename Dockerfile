@@ -15,14 +15,18 @@ COPY alembic.ini ./
 
 FROM base AS api
 RUN pip install -c constraints.txt .
+RUN mkdir -p /data/artifacts && chown optarena /data/artifacts
 USER optarena
 EXPOSE 8000
-ENV OPTARENA_API_HOST=0.0.0.0
+ENV OPTARENA_API_HOST=0.0.0.0 OPTARENA_ARTIFACTS_URL=/data/artifacts
 CMD ["python", "-m", "api"]
 
 FROM base AS worker
+# The real Fashion-MNIST, offline (read from /usr/share/datasets/fashion-mnist).
+RUN apt-get update && apt-get install -y --no-install-recommends dataset-fashion-mnist \
+    && rm -rf /var/lib/apt/lists/*
 RUN pip install -c constraints.txt ".[worker,gpu]"
-RUN mkdir -p /data/datasets /data/checkpoints && chown optarena /data/datasets /data/checkpoints
+RUN mkdir -p /data/datasets /data/artifacts && chown optarena /data/datasets /data/artifacts
 USER optarena
-ENV OPTARENA_DATASET_CACHE_DIR=/data/datasets OPTARENA_CHECKPOINT_DIR=/data/checkpoints
+ENV OPTARENA_DATASET_CACHE_DIR=/data/datasets OPTARENA_ARTIFACTS_URL=/data/artifacts
 CMD ["python", "-m", "worker"]

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,10 +49,31 @@ class Settings(BaseSettings):
     )
 
     dataset_cache_dir: Path = Path(".data/datasets")
-    checkpoint_dir: Path = Field(
-        default=Path(".data/checkpoints"),
-        description="Per-run checkpoints (weights and optimizer state after each epoch); a "
-        "volume every worker shares, so a run resumes on any worker.",
+    fashion_mnist_dir: Path = Field(
+        default=Path("/usr/share/datasets/fashion-mnist"),
+        description="Where Debian's dataset-fashion-mnist package puts the real Fashion-MNIST "
+        "files; read when they are not in the dataset cache.",
+    )
+    artifacts_url: str = Field(
+        default=".data/artifacts",
+        description="The artifact store: uploaded datasets and models, per-run checkpoints "
+        "and trained models. A directory every process shares (a volume in compose), or "
+        "s3://bucket/prefix for workers on several machines.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="An S3-compatible endpoint (MinIO, say); None: AWS."
+    )
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_region: str | None = None
+    max_upload_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1024, description="The largest dataset or model upload."
+    )
+    trained_model_retention_seconds: float = Field(
+        default=30 * 86400,
+        ge=0,
+        description="A finished run's trained model is kept this long for download; 0: "
+        "trained models are not kept.",
     )
     heartbeat_seconds: float = Field(default=5, gt=0, description="How often a run beats.")
     stale_after_seconds: float = Field(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from core.artifacts import ArtifactStore
 from core.kinds.base import JobSpec
 from core.records import Record
 from core.runs import RunInfo
@@ -39,7 +40,11 @@ class RunContext:
     spec: JobSpec
     hooks: RunHooks
     cache_dir: Path  # where datasets are cached
-    checkpoint_dir: Path | None  # None: no checkpoints; a retried run starts over
+    # Uploads, checkpoints and trained models; None: no checkpoints (a retried run starts
+    # over) and no trained model kept.
+    store: ArtifactStore | None
+    fashion_mnist_dir: Path | None = None
+    keep_trained_model: bool = True
 
 
 Status = Literal["succeeded", "diverged", "cancelled", "handed_back"]

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
 from tenacity.wait import wait_random_exponential
 
+from core.artifacts import checkpoint_key, open_store
 from core.db import transaction
 from core.kinds import parse_job
 from core.kinds.base import JobSpec
@@ -198,7 +199,9 @@ def _run(claimed: Claimed, ctx: WorkerContext, heart: Heartbeat) -> str:
         spec=claimed.spec,
         hooks=hooks,
         cache_dir=ctx.settings.dataset_cache_dir,
-        checkpoint_dir=ctx.settings.checkpoint_dir,
+        store=open_store(ctx.settings),
+        fashion_mnist_dir=ctx.settings.fashion_mnist_dir,
+        keep_trained_model=ctx.settings.trained_model_retention_seconds > 0,
     )
     try:
         outcome = run_function(claimed.spec.kind)(context)
@@ -235,9 +238,10 @@ def _run(claimed: Claimed, ctx: WorkerContext, heart: Heartbeat) -> str:
 
 
 def _drop_checkpoint(run_id: uuid.UUID, ctx: WorkerContext) -> None:
-    from worker.training.checkpoints import checkpoint_path, remove
-
-    remove(checkpoint_path(ctx.settings.checkpoint_dir, run_id))
+    try:
+        open_store(ctx.settings).remove(checkpoint_key(run_id))
+    except OSError as error:  # the run's outcome is stored; a stale checkpoint costs space only
+        log.warning("could not remove the checkpoint of run %s: %s", run_id, error)
 
 
 def _record_start(run_id: uuid.UUID, sha: str, env: dict[str, Any], ctx: WorkerContext) -> None:

@@ -69,7 +69,7 @@ def start_service(name: str, tmp: Path, *, extra_path: Path | None = None) -> It
         "OPTARENA_TASK_QUEUE": f"optarena.e2e.{uuid.uuid4().hex[:8]}",
         "OPTARENA_API_PORT": str(port),
         "OPTARENA_DATASET_CACHE_DIR": str(tmp / "datasets"),
-        "OPTARENA_CHECKPOINT_DIR": str(tmp / "checkpoints"),
+        "OPTARENA_ARTIFACTS_URL": str(tmp / "artifacts"),
         "OPTARENA_CANCEL_POLL_SECONDS": "0.1",
         "OPTARENA_STREAM_TTL_SECONDS": "2",
         "OPTARENA_RATE_LIMIT_PER_MINUTE": "0",

@@ -233,7 +233,7 @@ class Rig:
             "OPTARENA_REDIS_URL": self.redis.url,
             "OPTARENA_TASK_QUEUE": self.queue,
             "OPTARENA_DATASET_CACHE_DIR": str(self.root / "datasets"),
-            "OPTARENA_CHECKPOINT_DIR": str(self.root / "checkpoints"),
+            "OPTARENA_ARTIFACTS_URL": str(self.root / "artifacts"),
             "OPTARENA_HEARTBEAT_SECONDS": "0.5",
             "OPTARENA_STALE_AFTER_SECONDS": "4",
             "OPTARENA_REAPER_INTERVAL_SECONDS": "1",

@@ -1,22 +1,21 @@
 """Per-run checkpoints: every model variable (weights, normalization statistics, dropout RNG
 state) and every optimizer variable (moments, iteration count) after each finished epoch, with
-the run's records so far. One `.npz` per run, replaced atomically, read with
+the run's records so far. One `.npz` per run in the artifact store, replaced whole, read with
 `allow_pickle=False`: a crash leaves the previous epoch's checkpoint or the new one, never
 half of one, and loading one can never run code."""
 
 import hashlib
+import io
 import json
 import logging
-import os
-import uuid
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from core.artifacts import ArtifactStore
 from core.kinds.train.records import TrainRecord
 
 log = logging.getLogger(__name__)
@@ -32,19 +31,21 @@ class Checkpoint:
     records: list[TrainRecord]
 
 
-def checkpoint_path(directory: Path, run_id: uuid.UUID) -> Path:
-    return directory / f"{run_id}.npz"
-
-
 def fingerprint(config: dict[str, Any]) -> str:
     """What the checkpoint belongs to; a checkpoint of another configuration is never loaded."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def save(
-    path: Path, *, epoch: int, model: keras.Model, records: list[TrainRecord], belongs_to: str
+    store: ArtifactStore,
+    key: str,
+    *,
+    epoch: int,
+    model: keras.Model,
+    records: list[TrainRecord],
+    belongs_to: str,
 ) -> None:
-    """Write the state after `epoch` next to `path`, flush it to disk, then swap it in."""
+    """Write the state after `epoch` to `key`, replacing the previous one whole."""
     arrays: dict[str, np.ndarray] = {}
     for i, variable in enumerate(model.variables):
         arrays[f"m{i}"] = np.asarray(keras.ops.convert_to_numpy(variable))
@@ -59,27 +60,17 @@ def save(
         "records": [r.stored() for r in records],
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("wb") as out:
-        np.savez(out, **arrays)  # type: ignore[arg-type]
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    store.write(key, lambda out: np.savez(out, **arrays))  # type: ignore[arg-type]
 
 
-def load(path: Path, *, belongs_to: str) -> Checkpoint | None:
-    """The checkpoint at `path` if there is a sound one of this configuration, else None
+def load(store: ArtifactStore, key: str, *, belongs_to: str) -> Checkpoint | None:
+    """The checkpoint at `key` if there is a sound one of this configuration, else None
     (the run then starts over, which costs time but never correctness)."""
-    if not path.exists():
-        return None
+    path = store.path(key)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        if not store.exists(key):
+            return None
+        with np.load(io.BytesIO(store.read(key)), allow_pickle=False) as data:
             meta = json.loads(bytes(data["meta"]).decode())
             if meta.get("format") != FORMAT or meta.get("fingerprint") != belongs_to:
                 log.warning("checkpoint %s belongs to another configuration; ignored", path)
@@ -114,6 +105,5 @@ def restore(model: keras.Model, checkpoint: Checkpoint) -> bool:
     return True
 
 
-def remove(path: Path) -> None:
-    for stale in (path, path.with_name(path.name + ".partial")):
-        stale.unlink(missing_ok=True)
+def remove(store: ArtifactStore, key: str) -> None:
+    store.remove(key)

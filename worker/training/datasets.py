@@ -1,4 +1,6 @@
-"""Datasets as float32 arrays, split by seed. Keras datasets come from a cache directory."""
+"""Datasets as float32 arrays: a test set held out once and for all, then training and
+validation data split by the run's seed. Keras datasets come from a cache directory (or, for
+Fashion-MNIST, from Debian's dataset-fashion-mnist package)."""
 
 import gzip
 import hashlib
@@ -9,12 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-from core.datasets import NamedDatasetSpec, SyntheticDatasetSpec
+from core.datasets import TEST_HOLDOUT_SEED, NamedDatasetSpec, SyntheticDatasetSpec
 from worker.runs import RunFailed
 
 KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 CIFAR10_ORIGIN = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
+FASHION_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 # Keras's own checksums of the files it downloads.
 SHA256 = {
     "mnist.npz": "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
@@ -33,21 +40,46 @@ class Dataset:
     x_val: np.ndarray | None
     y_val: np.ndarray | None
     num_classes: int
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
 
+@dataclass(frozen=True)
+class Arrays:
+    """A dataset's examples, with its official test set where it has one."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+
 def load_dataset(
-    spec: NamedDatasetSpec | SyntheticDatasetSpec, *, seed: int, cache_dir: Path
+    spec: NamedDatasetSpec | SyntheticDatasetSpec,
+    *,
+    seed: int,
+    cache_dir: Path,
+    fashion_mnist_dir: Path | None = None,
 ) -> Dataset:
-    """The dataset's training data, limited and split into train and validation by seed."""
-    x, y = _arrays(spec, cache_dir)
+    """The dataset split three ways.
+
+    The test set is the official one, or `test_split` of the (limited) data held out by a
+    fixed data seed: the same for every run seed and arm, never trained or selected on. The
+    rest is split into training and validation data by the run's seed.
+    """
+    data = _arrays(spec, cache_dir, fashion_mnist_dir)
+    x, y = data.x, data.y
     if spec.limit is not None and spec.limit < len(x):
         # A fixed subset, the same for every seed, so seeds vary the split and not the data.
         keep = np.sort(np.random.default_rng(0).permutation(len(x))[: spec.limit])
         x, y = x[keep], y[keep]
+    x_test, y_test = data.x_test, data.y_test
+    if x_test is None and spec.test_split > 0:
+        x, y, x_test, y_test = hold_out(x, y, spec.test_split)
     order = np.random.default_rng(seed).permutation(len(x))
     n_val = round(len(x) * spec.validation_split)
     val, train = order[:n_val], order[n_val:]
@@ -57,35 +89,66 @@ def load_dataset(
         x_val=x[val] if n_val else None,
         y_val=y[val] if n_val else None,
         num_classes=spec.info().num_classes,
+        x_test=x_test,
+        y_test=y_test,
     )
 
 
+def hold_out(
+    x: np.ndarray, y: np.ndarray, share: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(x, y) less a test set of `share` of it, and that test set, drawn by a fixed seed."""
+    n_test = round(len(x) * share)
+    if n_test == 0:
+        return x, y, None, None
+    order = np.random.default_rng(TEST_HOLDOUT_SEED).permutation(len(x))
+    test, rest = np.sort(order[:n_test]), np.sort(order[n_test:])
+    return x[rest], y[rest], x[test], y[test]
+
+
 def _arrays(
-    spec: NamedDatasetSpec | SyntheticDatasetSpec, cache_dir: Path
-) -> tuple[np.ndarray, np.ndarray]:
+    spec: NamedDatasetSpec | SyntheticDatasetSpec, cache_dir: Path, fashion_mnist_dir: Path | None
+) -> Arrays:
     if isinstance(spec, SyntheticDatasetSpec):
-        return synthetic(spec)
+        return Arrays(*synthetic(spec))
     if spec.name == "digits":
         from sklearn.datasets import load_digits
 
         digits = load_digits()
         images = (digits.images / 16.0).astype("float32")[..., None]
-        return images, digits.target.astype("int32")
+        return Arrays(images, digits.target.astype("int32"))
     if spec.name == "mnist":
         path = _fetch("mnist", "mnist.npz", KERAS_ORIGIN + "mnist.npz", cache_dir)
         with np.load(path, allow_pickle=False) as f:
-            return _images(f["x_train"]), f["y_train"].astype("int32")
+            return Arrays(
+                _images(f["x_train"]),
+                f["y_train"].astype("int32"),
+                _images(f["x_test"]),
+                f["y_test"].astype("int32"),
+            )
     if spec.name == "fashion_mnist":
-        images_path, labels_path = (
-            _fetch("fashion_mnist", name, KERAS_ORIGIN + name, cache_dir / "fashion-mnist")
-            for name in FASHION_FILES
-        )
-        with gzip.open(labels_path, "rb") as f:
-            labels = np.frombuffer(f.read(), np.uint8, offset=8)
-        with gzip.open(images_path, "rb") as f:
-            images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(len(labels), 28, 28)
-        return _images(images), labels.astype("int32")
+        return _fashion_mnist(cache_dir / "fashion-mnist", fashion_mnist_dir)
     return _cifar10(cache_dir)
+
+
+def _fashion_mnist(cache_dir: Path, system_dir: Path | None) -> Arrays:
+    """The four files Keras downloads, from the cache, else the system's directory (Debian's
+    dataset-fashion-mnist installs them under /usr/share/datasets/fashion-mnist), else the web."""
+    paths = []
+    for name in FASHION_FILES:
+        found = system_dir / name if system_dir is not None else None
+        if found is None or not found.is_file() or (cache_dir / name).is_file():
+            found = _fetch("fashion_mnist", name, KERAS_ORIGIN + name, cache_dir)
+        paths.append(found)
+
+    def idx(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
+        with gzip.open(labels, "rb") as f:
+            y = np.frombuffer(f.read(), np.uint8, offset=8)
+        with gzip.open(images, "rb") as f:
+            x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(len(y), 28, 28)
+        return _images(x), y.astype("int32")
+
+    return Arrays(*idx(paths[0], paths[1]), *idx(paths[2], paths[3]))
 
 
 def synthetic(spec: SyntheticDatasetSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -141,7 +204,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _cifar10(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+def _cifar10(cache_dir: Path) -> Arrays:
     archive = _fetch("cifar10", "cifar-10-python.tar.gz", CIFAR10_ORIGIN, cache_dir)
     # Its batches are pickles, so only the official bytes are ever opened: a file placed in
     # the cache by hand must match the published SHA-256 before anything in it is unpickled.
@@ -150,15 +213,22 @@ def _cifar10(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{archive} is not the official CIFAR-10 archive (its SHA-256 differs), so it is "
             f"not opened; replace it with {CIFAR10_ORIGIN}"
         )
-    images, labels = [], []
+    parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     with tarfile.open(archive, "r:gz") as tar:
-        for i in range(1, 6):
-            member = tar.extractfile(f"cifar-10-batches-py/data_batch_{i}")
+        for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+            member = tar.extractfile(f"cifar-10-batches-py/{name}")
             if member is None:
-                raise DatasetUnavailable(f"{archive} lacks data_batch_{i}; replace the file")
+                raise DatasetUnavailable(f"{archive} lacks {name}; replace the file")
             # Safe: the archive's hash is the official one (checked above).
             batch = pickle.load(member, encoding="bytes")
-            images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.append(np.asarray(batch[b"labels"], dtype=np.int32))
-    x = np.concatenate(images).transpose(0, 2, 3, 1).astype("float32") / 255.0
-    return x, np.concatenate(labels)
+            images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            parts[name] = (
+                images.transpose(0, 2, 3, 1).astype("float32") / 255.0,
+                np.asarray(batch[b"labels"], dtype=np.int32),
+            )
+    test = parts.pop("test_batch")
+    return Arrays(
+        np.concatenate([x for x, _ in parts.values()]),
+        np.concatenate([y for _, y in parts.values()]),
+        *test,
+    )

@@ -1,6 +1,8 @@
 """Training one run: plain function in, plain data out; reporting goes through hooks."""
 
+import logging
 import math
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ import keras
 import numpy as np
 
 from core.architectures import CnnSpec, LayersSpec, MlpSpec
+from core.artifacts import ArtifactStore, checkpoint_key, trained_model_key
 from core.datasets import NamedDatasetSpec, SyntheticDatasetSpec
 from core.kinds.train.records import TrainRecord
 from worker.backend import describe_environment
@@ -23,6 +26,7 @@ from worker.training.models import build_model, weights_sha256
 from worker.training.optimizers import build_optimizer, current_learning_rate
 
 EVAL_BATCH = 1024
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,13 @@ class TrainingPlan:
     epochs: int
     seed: int
     evaluate_initial: bool = True
-    # Where the run's checkpoint lives; None: no checkpoints, a retried run starts over.
-    checkpoint_dir: Path | None = None
+    # The epochs at which the test set is evaluated (the job's budgets); the last epoch is
+    # always one.
+    test_epochs: tuple[int, ...] = ()
+    # Where the run's checkpoint and trained model go; None: no checkpoints (a retried run
+    # starts over) and no trained model kept.
+    store: ArtifactStore | None = None
+    keep_trained_model: bool = True
 
     def fingerprint(self) -> str:
         """Everything that shapes the training, so a checkpoint is only loaded into its own."""
@@ -50,6 +59,7 @@ class TrainingPlan:
                 "epochs": self.epochs,
                 "seed": self.seed,
                 "evaluate_initial": self.evaluate_initial,
+                "test_epochs": self.test_epochs,
             }
         )
 
@@ -67,6 +77,14 @@ def summary(records: list[TrainRecord], epochs_completed: int) -> dict[str, Any]
             else None
         ),
     }
+    tested = [r for r in trained if r.test_loss is not None]
+    if tested:
+        last = tested[-1]
+        found["test"] = {
+            "epoch": last.epoch,
+            "loss": last.test_loss,
+            "accuracy": last.test_accuracy,
+        }
     scored = [r for r in trained if r.val_accuracy is not None]
     if scored:
         best = max(scored, key=lambda r: (r.val_accuracy or 0.0, -r.epoch))
@@ -80,18 +98,29 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def train(plan: TrainingPlan, *, cache_dir: Path, hooks: RunHooks) -> RunOutcome:
+def train(
+    plan: TrainingPlan,
+    *,
+    cache_dir: Path,
+    hooks: RunHooks,
+    fashion_mnist_dir: Path | None = None,
+) -> RunOutcome:
     """Train one run to its epoch budget, reporting every epoch through the hooks.
 
     Fairness: the seed alone fixes the split, the initial weights (Keras is seeded before the
     model is built), the dropout masks and the example order of every epoch; the optimizer
     is built after the model and draws no randomness.
 
+    Honesty: the test set is held out from every choice; it is evaluated only at the job's
+    epoch budgets and at the run's last epoch, after the epoch's record is otherwise complete.
+
     Resumption: after each reported epoch the whole state is checkpointed; a run that finds
     its checkpoint continues after that epoch with the same weights, optimizer moments,
     dropout RNG state and example order, so it computes what the uninterrupted run would have.
     """
-    data = load_dataset(plan.dataset, seed=plan.seed, cache_dir=cache_dir)
+    data = load_dataset(
+        plan.dataset, seed=plan.seed, cache_dir=cache_dir, fashion_mnist_dir=fashion_mnist_dir
+    )
     keras.utils.set_random_seed(plan.seed)
     model = build_model(plan.model, input_shape=data.input_shape, num_classes=data.num_classes)
     initial_sha = weights_sha256(model)
@@ -101,11 +130,10 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: RunHooks) -> RunOutcome
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     outcome = RunOutcome("succeeded", 0, initial_sha)
-    saved_at = None
+    store, saved_at = plan.store, checkpoint_key(plan.run_id)
     belongs_to = plan.fingerprint()
-    if plan.checkpoint_dir is not None:
-        saved_at = checkpoints.checkpoint_path(plan.checkpoint_dir, plan.run_id)
-        resumed = checkpoints.load(saved_at, belongs_to=belongs_to)
+    if store is not None:
+        resumed = checkpoints.load(store, saved_at, belongs_to=belongs_to)
         if resumed is not None and checkpoints.restore(model, resumed):
             outcome.records = list(resumed.records)
             outcome.completed = outcome.resumed_from = resumed.epoch
@@ -114,7 +142,11 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: RunHooks) -> RunOutcome
     n_train = len(data.x_train)
     steps_per_epoch = math.ceil(n_train / plan.batch_size)
 
+    test_at = {*plan.test_epochs, plan.epochs}
+
     def report(epoch: int, metrics: dict[str, float], seconds: float) -> None:
+        if epoch in test_at and data.x_test is not None:
+            metrics = metrics | _test(model, data)
         record = _record(
             plan.run_id, epoch, metrics, seconds, epoch * n_train, epoch * steps_per_epoch, model
         )
@@ -148,8 +180,9 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: RunHooks) -> RunOutcome
         )
         if state.stopped:
             break
-        if saved_at is not None:
+        if store is not None:
             checkpoints.save(
+                store,
                 saved_at,
                 epoch=epoch + 1,
                 model=model,
@@ -168,7 +201,31 @@ def train(plan: TrainingPlan, *, cache_dir: Path, hooks: RunHooks) -> RunOutcome
     outcome.summary = summary(outcome.records, outcome.completed)
     if outcome.resumed_from is not None:
         outcome.summary["resumed_from_epoch"] = outcome.resumed_from
+    if store is not None and plan.keep_trained_model and outcome.status == "succeeded":
+        try:
+            outcome.summary["model_bytes"] = save_trained_model(store, plan.run_id, model)
+        except Exception as error:  # the run's numbers stand without its file
+            log.warning("trained model of run %s not kept: %s", plan.run_id, error)
+            outcome.summary["model_not_kept"] = f"{type(error).__name__}: {error}"[:300]
     return outcome
+
+
+def save_trained_model(store: ArtifactStore, run_id: uuid.UUID, model: keras.Model) -> int:
+    """The trained model as a `.keras` file in the store (with its optimizer state); its size."""
+    with tempfile.TemporaryDirectory() as scratch:
+        local = Path(scratch) / "model.keras"
+        model.save(local)
+        with local.open("rb") as source:
+            store.copy_from_file(trained_model_key(run_id), source)
+        return local.stat().st_size
+
+
+def _test(model: keras.Model, data: Dataset) -> dict[str, float]:
+    """The model on the held-out test set."""
+    found = model.evaluate(
+        data.x_test, data.y_test, batch_size=EVAL_BATCH, verbose=0, return_dict=True
+    )
+    return {"test_loss": float(found["loss"]), "test_accuracy": float(found["accuracy"])}
 
 
 def _evaluate(model: keras.Model, data: Dataset) -> dict[str, float]:
@@ -200,6 +257,8 @@ def _record(
         accuracy=metrics.get("accuracy"),
         val_loss=metrics.get("val_loss"),
         val_accuracy=metrics.get("val_accuracy"),
+        test_loss=metrics.get("test_loss"),
+        test_accuracy=metrics.get("test_accuracy"),
         learning_rate=current_learning_rate(model.optimizer),
         epoch_seconds=seconds,
         examples_seen=examples_seen,

@@ -8,9 +8,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.kinds.train.reading import RunAtBudget, read_run
+from core.kinds.train.reading import RunAtBudget, read_run, test_at
 from core.kinds.train.records import TrainRecord
 from core.kinds.train.results import BudgetSummary, CurvePoint, PairResult, RunNote, TargetSummary
+from core.kinds.train.spec import TEST_OF
 from core.statistics import ALPHA, TEST_NAMES, Summary, TestName, holm, paired_test, summarize
 
 Records = Mapping[uuid.UUID, list[TrainRecord]]
@@ -127,7 +128,14 @@ def budget_summary(arm: Arm, records: Records, metric: str, budget: int) -> Budg
         epochs=budget,
         best=summarize([r.best[1] for r in reads if r.best]),
         final=summarize([r.final for r in reads if r.final is not None]),
+        test=summarize(list(tested(arm, records, TEST_OF[metric], budget).values())),
     )
+
+
+def tested(arm: Arm, records: Records, test_metric: str, budget: int) -> dict[int, float]:
+    """Each seed's held-out test value at `budget` (seeds without one are left out)."""
+    found = {r.seed: test_at(records.get(r.id, []), test_metric, budget) for r in arm.runs}
+    return {seed: value for seed, value in found.items() if value is not None}
 
 
 def pair_tests(

@@ -20,8 +20,9 @@ from core.kinds.train.arms import (
     pair_tests,
     significance_note,
     target_summary,
+    tested,
 )
-from core.kinds.train.reading import read_run
+from core.kinds.train.reading import read_run, test_at
 from core.kinds.train.results import (
     ArmResult,
     AtBudget,
@@ -30,7 +31,7 @@ from core.kinds.train.results import (
     RankedRun,
     TrainComparison,
 )
-from core.kinds.train.spec import LOWER_IS_BETTER, TrainSpec
+from core.kinds.train.spec import LOWER_IS_BETTER, TEST_OF, TrainSpec
 from core.runs import RunInfo
 from core.statistics import ALPHA, CONFIDENCE, TEST_NAMES, Summary, TestName, summarize, tie_groups
 
@@ -99,6 +100,7 @@ def rank_runs(
                 seconds=read.seconds,
                 budgets=[_at_budget(own, metric, b) for b in budgets],
                 target=read.target,
+                test=test_at(own, TEST_OF[metric], at_epochs or run.epochs),
             )
         )
     rows.sort(
@@ -120,6 +122,7 @@ def _at_budget(records: Sequence[Any], metric: str, budget: int) -> AtBudget:
         best_epoch=read.best[0] if read.best else None,
         final=read.final,
         reached=read.final is not None,
+        test=test_at(records, TEST_OF[metric], budget),
     )
 
 
@@ -141,10 +144,13 @@ def compare_runs(
     seeds both arms have, Holm-corrected across all pairs, decides which arms are tied.
     """
     higher = metric not in LOWER_IS_BETTER
+    test_metric = TEST_OF[metric]
     arms = arms_of(runs, cuts)
     results: list[ArmResult] = []
     ranked_values: dict[str, dict[int, float]] = {}
+    test_values: dict[str, dict[int, float]] = {}
     for arm in arms:
+        test_values[arm.key] = tested(arm, records, test_metric, arm.budget)
         reads = {
             r.id: read_run(records.get(r.id, []), metric, arm.budget, target=target)
             for r in arm.runs
@@ -181,6 +187,7 @@ def compare_runs(
                 ],
                 curve=mean_curve(arm, records, metric),
                 target=target_summary(arm, reads, target) if target is not None else None,
+                test=summarize(list(test_values[arm.key].values())),
                 diverged=notes(arm, {"diverged"}),
                 failed=notes(arm, {"failed", "cancelled"}),
             )
@@ -231,6 +238,9 @@ def compare_runs(
         significance=significance,
         ranking=ranking,
         pairs=pairs,
+        test_metric=test_metric,
+        test_pairs=pair_tests([a.key for a in arms], test_values, test),
+        selection=selection_note(metric, ranked_by, test_metric, ranking),
         runs=rank_runs(
             [r for r in runs if r.id in compared],
             records,
@@ -239,7 +249,34 @@ def compare_runs(
             at_epochs=next(iter(explicit)) if len(explicit) == 1 else None,
             target=target,
         ),
-        table=_table(ranking, metric=metric, ranked_by=ranked_by, target=target, note=significance),
+        table=_table(
+            ranking,
+            metric=metric,
+            ranked_by=ranked_by,
+            target=target,
+            test_metric=test_metric,
+            note=significance,
+        ),
+    )
+
+
+def selection_note(
+    metric: str, ranked_by: str, test_metric: str, ranking: Sequence[ArmResult]
+) -> str:
+    """Which data chose what, and which judged it, in words."""
+    read = "each run's best epoch within" if ranked_by == "best" else "the last epoch of"
+    chose = f"{metric} ({read} the arm's budget, mean over seeds) ranked the arms"
+    if not any(a.test.n for a in ranking):
+        return (
+            f"{chose}; no test figures: the dataset holds out no test set (test_split 0) or "
+            "these arms are read at epochs where it was not evaluated (only the job's epoch "
+            "budgets are tested)"
+        )
+    source = "validation data" if metric.startswith("val_") else "training data"
+    return (
+        f"{chose} on {source}; {test_metric} is each seed's model at the arm's budget on the "
+        "held-out test set, which no choice used (not the best epoch's model: the test set "
+        "is evaluated only at the job's epoch budgets), with paired tests in test_pairs"
     )
 
 
@@ -252,7 +289,13 @@ def _summary(s: Summary) -> str:
 
 
 def _table(
-    ranking: Sequence[ArmResult], *, metric: str, ranked_by: str, target: float | None, note: str
+    ranking: Sequence[ArmResult],
+    *,
+    metric: str,
+    ranked_by: str,
+    target: float | None,
+    test_metric: str,
+    note: str,
 ) -> Table:
     higher = metric not in LOWER_IS_BETTER
     columns = [
@@ -261,6 +304,7 @@ def _table(
         Column(key="arm", title="arm"),
         Column(key="seeds", title="seeds"),
         Column(key="value", title=f"{ranked_by} {metric} (mean ± std [95% CI])"),
+        Column(key="test", title=f"{test_metric} at budget (held out)"),
         Column(key="seconds", title="seconds"),
     ]
     if target is not None:
@@ -276,6 +320,7 @@ def _table(
             "arm": arm.key,
             "seeds": len(arm.seeds),
             "value": _summary(arm.ranked_value),
+            "test": _summary(arm.test),
             "seconds": None if arm.seconds.mean is None else round(arm.seconds.mean, 2),
             "notes": "; ".join(found),
         }

@@ -140,3 +140,8 @@ def read_run(
         ),
         seconds=sum(r.epoch_seconds for r in trained),
     )
+
+
+def test_at(records: Sequence[TrainRecord], metric: str, epoch: int) -> float | None:
+    """The held-out test value at `epoch` (evaluated only at budgets and a run's end)."""
+    return next((r.metric(metric) for r in records if r.epoch == epoch), None)

@@ -17,6 +17,12 @@ class TrainRecord(Record):
     accuracy: float | None
     val_loss: float | None
     val_accuracy: float | None
+    test_loss: float | None = Field(
+        default=None, description="On the held-out test set: only at epoch budgets and the end."
+    )
+    test_accuracy: float | None = Field(
+        default=None, description="On the held-out test set: only at epoch budgets and the end."
+    )
     learning_rate: float | None = Field(description="The rate in force at the epoch's end.")
     epoch_seconds: float = Field(description="Training seconds of this epoch.")
     examples_seen: int = Field(description="Training examples seen so far.")

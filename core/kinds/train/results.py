@@ -61,6 +61,7 @@ class AtBudget(BaseModel):
     best_epoch: int | None
     final: float | None
     reached: bool
+    test: float | None = Field(description="The test metric of the model at this budget.")
 
 
 class RankedRun(BaseModel):
@@ -81,12 +82,14 @@ class RankedRun(BaseModel):
     seconds: float
     budgets: list[AtBudget]
     target: TargetResult | None
+    test: float | None = Field(description="The test metric of the model at the run's budget.")
 
 
 class BudgetSummary(BaseModel):
     epochs: int
     best: Summary
     final: Summary
+    test: Summary
 
 
 class CurvePoint(BaseModel):
@@ -138,6 +141,10 @@ class ArmResult(BaseModel):
     budgets: list[BudgetSummary]
     curve: list[CurvePoint]
     target: TargetSummary | None
+    test: Summary = Field(
+        description="The test metric of each seed's model at the arm's budget, over seeds: "
+        "data no choice was made on."
+    )
     diverged: list[RunNote]
     failed: list[RunNote]
 
@@ -166,5 +173,10 @@ class TrainComparison(BaseModel):
     significance: str
     ranking: list[ArmResult]
     pairs: list[PairResult]
+    test_metric: str = Field(description="The held-out metric reported beside `metric`.")
+    test_pairs: list[PairResult] = Field(
+        description="The same paired tests on the test metric, Holm-corrected."
+    )
+    selection: str = Field(description="Which data chose what, and which data judged it.")
     runs: list[RankedRun]
     table: Table

@@ -21,7 +21,14 @@ from core.runs import RunPlan
 from core.settings import Settings
 
 Metric = Literal["val_accuracy", "val_loss", "accuracy", "loss"]
-LOWER_IS_BETTER = frozenset({"loss", "val_loss"})
+LOWER_IS_BETTER = frozenset({"loss", "val_loss", "test_loss"})
+# The held-out figure reported beside each selection metric; never a metric to select by.
+TEST_OF: dict[str, str] = {
+    "val_accuracy": "test_accuracy",
+    "accuracy": "test_accuracy",
+    "val_loss": "test_loss",
+    "loss": "test_loss",
+}
 
 # ---------------------------------------------------------------- the job
 

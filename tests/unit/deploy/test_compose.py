@@ -33,13 +33,14 @@ def test_gpu_worker_reserves_a_gpu_and_the_cpu_worker_is_a_profile() -> None:
 def test_compose_file_is_valid_with_every_profile() -> None:
     if shutil.which("docker-compose") is None:
         pytest.fail("docker-compose is missing; scripts/test installs Debian's package")
-    for profile in ([], ["--profile", "cpu"]):
+    for profile in ([], ["--profile", "cpu"], ["--profile", "s3"]):
         subprocess.run(["docker-compose", *profile, "config", "-q"], cwd=ROOT, check=True)
 
 
-def test_workers_share_the_checkpoint_volume_and_get_time_to_hand_back() -> None:
-    workers = COMPOSE.split("  worker-gpu:")[1]
-    assert workers.count("checkpoints:/data/checkpoints") == 2
+def test_the_api_and_workers_share_the_artifact_volume_and_workers_get_time_to_hand_back() -> None:
+    api, workers = COMPOSE.split("  worker-gpu:")
+    assert "artifacts:/data/artifacts" in api.split("  api:")[1]
+    assert workers.split("  minio:")[0].count("artifacts:/data/artifacts") == 2
     assert workers.count("stop_grace_period") == 2
     assert '"--appendonly", "yes"' in COMPOSE  # queued runs survive a Redis restart
 

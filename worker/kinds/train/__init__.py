@@ -19,6 +19,10 @@ def run(ctx: RunContext) -> RunOutcome:
         epochs=ctx.run.budget,
         seed=ctx.run.seed,
         evaluate_initial=spec.evaluate_initial,
-        checkpoint_dir=ctx.checkpoint_dir,
+        test_epochs=tuple(spec.epochs),
+        store=ctx.store,
+        keep_trained_model=ctx.keep_trained_model,
     )
-    return train(plan, cache_dir=ctx.cache_dir, hooks=ctx.hooks)
+    return train(
+        plan, cache_dir=ctx.cache_dir, hooks=ctx.hooks, fashion_mnist_dir=ctx.fashion_mnist_dir
+    )

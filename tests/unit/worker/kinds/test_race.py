@@ -38,7 +38,7 @@ def run(
         on_records=lambda records: chunks.append(list(records)),  # type: ignore[arg-type]
         cancel_requested=cancel,
     )
-    context = RunContext(run=info, spec=spec, hooks=hooks, cache_dir=Path("."), checkpoint_dir=None)
+    context = RunContext(run=info, spec=spec, hooks=hooks, cache_dir=Path("."), store=None)
     outcome = run_function("race")(context)
     return outcome.status, chunks, outcome.diverged_at
 

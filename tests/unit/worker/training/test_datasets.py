@@ -1,3 +1,4 @@
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ def test_digits_loads_offline_scaled_and_split_by_seed(tmp_path: Path) -> None:
     spec = NamedDatasetSpec(name="digits", validation_split=0.2)
     data = load_dataset(spec, seed=0, cache_dir=tmp_path)
     assert data.input_shape == (8, 8, 1) and data.num_classes == 10
-    assert len(data.x_train) + len(data.x_val) == 1797 and len(data.x_val) == 359
+    assert data.x_val is not None and data.x_test is not None and data.y_test is not None
+    assert len(data.x_test) == 359 and len(data.x_val) == 288 and len(data.x_train) == 1150
     assert data.x_train.min() >= 0.0 and data.x_train.max() <= 1.0
     again = load_dataset(spec, seed=0, cache_dir=tmp_path)
     other = load_dataset(spec, seed=1, cache_dir=tmp_path)
@@ -19,11 +21,55 @@ def test_digits_loads_offline_scaled_and_split_by_seed(tmp_path: Path) -> None:
     assert not np.array_equal(data.y_val, other.y_val)
 
 
+def _rows(x: np.ndarray) -> set[bytes]:
+    return {row.tobytes() for row in x}
+
+
+def test_the_test_set_is_the_same_for_every_seed_and_never_trained_or_validated_on(
+    tmp_path: Path,
+) -> None:
+    spec = SyntheticDatasetSpec(name="synthetic", samples=500, features=7, classes=3)
+    a, b = (load_dataset(spec, seed=s, cache_dir=tmp_path) for s in (0, 9))
+    assert a.x_test is not None and b.x_test is not None and len(a.x_test) == 100
+    assert np.array_equal(a.x_test, b.x_test) and np.array_equal(a.y_test, b.y_test)
+    assert a.x_val is not None and not np.array_equal(a.x_val, b.x_val)
+    for data in (a, b):
+        assert not _rows(data.x_test) & (_rows(data.x_train) | _rows(data.x_val))
+    none = load_dataset(spec.model_copy(update={"test_split": 0.0}), seed=0, cache_dir=tmp_path)
+    assert none.x_test is None and len(none.x_train) + len(none.x_val) == 500
+
+
+def test_an_official_test_set_cannot_be_replaced_by_a_split() -> None:
+    with pytest.raises(ValueError, match="official test set of 10,000"):
+        NamedDatasetSpec(name="fashion_mnist", test_split=0.1)
+
+
+def test_fashion_mnist_is_read_from_the_debian_package_directory(tmp_path: Path) -> None:
+    system = tmp_path / "system"
+    system.mkdir()
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 30), ("t10k", 12)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+        with gzip.open(system / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(b"\0" * 16 + images.tobytes())
+        with gzip.open(system / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(b"\0" * 8 + labels.tobytes())
+    data = load_dataset(
+        NamedDatasetSpec(name="fashion_mnist", validation_split=0.0),
+        seed=0,
+        cache_dir=tmp_path / "cache",
+        fashion_mnist_dir=system,
+    )
+    assert len(data.x_train) == 30 and data.x_test is not None and len(data.x_test) == 12
+    assert data.x_train.max() <= 1.0 and not (tmp_path / "cache").exists()
+
+
 def test_limit_takes_the_same_subset_for_every_seed(tmp_path: Path) -> None:
     spec = NamedDatasetSpec(name="digits", validation_split=0.0, limit=100)
     a = load_dataset(spec, seed=0, cache_dir=tmp_path)
     b = load_dataset(spec, seed=5, cache_dir=tmp_path)
-    assert len(a.x_train) == 100 and a.x_val is None
+    assert len(a.x_train) == 80 and a.x_val is None and len(a.x_test) == 20
     assert sorted(a.y_train.tolist()) == sorted(b.y_train.tolist())
 
 
@@ -31,7 +77,7 @@ def test_synthetic_data_is_fixed_by_its_data_seed(tmp_path: Path) -> None:
     spec = SyntheticDatasetSpec(name="synthetic", samples=500, features=7, classes=3)
     a = load_dataset(spec, seed=0, cache_dir=tmp_path)
     b = load_dataset(spec, seed=0, cache_dir=tmp_path)
-    assert a.input_shape == (7,) and a.num_classes == 3 and len(a.x_train) == 400
+    assert a.input_shape == (7,) and a.num_classes == 3 and len(a.x_train) == 320
     assert np.array_equal(a.x_train, b.x_train)
 
 
@@ -55,13 +101,19 @@ def test_a_placed_mnist_file_is_used_without_download(tmp_path: Path) -> None:
     )
     data = load_dataset(NamedDatasetSpec(name="mnist"), seed=0, cache_dir=tmp_path)
     assert data.input_shape == (28, 28, 1) and len(data.x_train) == 40
+    assert data.x_test is not None and len(data.x_test) == 1
     assert data.x_train.max() <= 1.0
 
 
 @pytest.mark.parametrize("name", ["fashion_mnist", "cifar10"])
 def test_other_keras_datasets_fail_offline_with_a_clear_message(tmp_path: Path, name: str) -> None:
     with pytest.raises(DatasetUnavailable, match=f"dataset '{name}' is not in the cache"):
-        load_dataset(NamedDatasetSpec(name=name), seed=0, cache_dir=tmp_path)  # type: ignore[arg-type]
+        load_dataset(
+            NamedDatasetSpec(name=name),  # type: ignore[arg-type]
+            seed=0,
+            cache_dir=tmp_path,
+            fashion_mnist_dir=tmp_path / "not-installed",
+        )
 
 
 class _Bomb:

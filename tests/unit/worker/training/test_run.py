@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.artifacts import ArtifactStore
 from core.kinds.train.records import TrainRecord
 from core.kinds.train.spec import TrainSpec
 from worker.runs import RunHooks, RunOutcome
@@ -22,6 +23,8 @@ def run(
     batch_size: int = 64,
     cancel_after: int | None = None,
     model: dict | None = None,
+    test_epochs: tuple[int, ...] = (),
+    store: ArtifactStore | None = None,
 ) -> tuple[RunOutcome, list[TrainRecord]]:
     spec = TrainSpec.model_validate(
         {
@@ -45,6 +48,8 @@ def run(
         batch_size=batch_size,
         epochs=epochs,
         seed=seed,
+        test_epochs=test_epochs,
+        store=store,
     )
     hooks = RunHooks(
         on_start=lambda sha, env: None,
@@ -79,11 +84,28 @@ def test_records_cover_every_epoch_with_lr_examples_and_time(tmp_path: Path) -> 
     outcome, records = run({"name": "sgd", "lr": 0.1, "decay": 0.01}, tmp_path, epochs=3)
     assert outcome.status == "succeeded" and outcome.completed == 3
     assert [r.epoch for r in records] == [0, 1, 2, 3]
-    assert [r.examples_seen for r in records] == [0, 1438, 2876, 4314]
-    steps_per_epoch = -(-1438 // 64)
+    # digits: 1797 examples, 359 held out as the test set, 288 of the rest for validation.
+    assert [r.examples_seen for r in records] == [0, 1150, 2300, 3450]
+    steps_per_epoch = -(-1150 // 64)
     assert records[1].learning_rate == pytest.approx(0.1 / (1 + 0.01 * steps_per_epoch), rel=1e-5)
     assert all(r.epoch_seconds > 0 for r in records)
     assert outcome.summary["final"]["val_accuracy"] == records[-1].val_accuracy
+
+
+def test_the_test_set_is_evaluated_only_at_the_budgets_and_the_end(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    outcome, records = run("adam", tmp_path, epochs=4, test_epochs=(2,), store=store)
+    tested = {r.epoch: r.test_accuracy for r in records if r.test_accuracy is not None}
+    assert sorted(tested) == [2, 4]
+    assert all(r.test_loss is None for r in records if r.epoch not in tested)
+    assert outcome.summary["test"] == {
+        "epoch": 4,
+        "loss": records[-1].test_loss,
+        "accuracy": records[-1].test_accuracy,
+    }
+    # The trained model is kept in the store, whole.
+    kept = store.read(f"runs/{outcome.records[0].run_id}/model.keras")
+    assert kept[:2] == b"PK" and outcome.summary["model_bytes"] == len(kept)
 
 
 def test_a_loss_that_explodes_ends_the_run_diverged(tmp_path: Path) -> None:
@@ -93,7 +115,7 @@ def test_a_loss_that_explodes_ends_the_run_diverged(tmp_path: Path) -> None:
 
 
 def test_cancel_stops_within_the_epoch_and_reports_nothing_after(tmp_path: Path) -> None:
-    # 1438 examples at batch 16 are 90 batches an epoch: batch 101 is in epoch 2.
+    # 1150 examples at batch 16 are 72 batches an epoch: batch 101 is in epoch 2.
     outcome, records = run("adam", tmp_path, epochs=5, batch_size=16, cancel_after=100)
     assert outcome.status == "cancelled"
     assert [r.epoch for r in records] == [0, 1]
@@ -127,7 +149,7 @@ def _resumable(run_id: uuid.UUID, tmp_path: Path, *, optimizer: Any, epochs: int
         batch_size=32,
         epochs=epochs,
         seed=3,
-        checkpoint_dir=tmp_path / "checkpoints",
+        store=ArtifactStore(str(tmp_path / "artifacts")),
     )
 
 
@@ -214,7 +236,7 @@ def test_a_checkpoint_of_another_configuration_or_a_damaged_one_is_not_loaded(
         hooks=_hooks(other, hand_back_after=1),
     )
     assert outcome.resumed_from is None and [r.epoch for r in other] == [0, 1]
-    saved = tmp_path / "checkpoints" / f"{run_id}.npz"
+    saved = tmp_path / "artifacts" / "checkpoints" / f"{run_id}.npz"
     saved.write_bytes(b"not a checkpoint")
     again: list[TrainRecord] = []
     outcome = train(

@@ -197,3 +197,31 @@ def test_diverged_and_failed_runs_are_reported_with_their_epoch_and_reason() -> 
     assert [(n.seed, n.reason) for n in sgd.failed] == [(1, "out of memory")]
     assert sgd.best.n == 1 and sgd.final.n == 0  # the diverged run never reached epoch 3
     assert [r.status for r in result.runs][-1] == "failed"
+
+
+def test_the_test_set_reports_beside_the_ranking_and_never_changes_it() -> None:
+    # Validation ranks adam first; on the held-out test set (at the budget, epoch 3) rmsprop
+    # happens to do better. The ranking stays validation's; the test figures sit beside it.
+    runs, records = three_arms()
+    held_out = {"sgd": [0.60, 0.61, 0.62], "adam": [0.80, 0.82, 0.81], "rmsprop": [0.9, 0.91, 0.92]}
+    for r in runs:
+        last = records[r.id][-1]
+        value = held_out[r.arm_label][r.seed]
+        records[r.id][-1] = last.model_copy(update={"test_accuracy": value, "test_loss": 1 - value})
+    result = compare_runs(runs, records, metric="val_accuracy", budgets=[3])
+    assert [a.label for a in result.ranking] == ["adam", "rmsprop", "sgd"]
+    adam, rmsprop, _ = result.ranking
+    assert result.test_metric == "test_accuracy"
+    assert adam.test == summarize([0.80, 0.82, 0.81])
+    assert rmsprop.test.mean == pytest.approx(0.91)
+    pairs = {frozenset((p.a, p.b)): p for p in result.test_pairs}
+    expected = stats.ttest_rel([0.80, 0.82, 0.81], [0.9, 0.91, 0.92])
+    assert pairs[frozenset((adam.key, rmsprop.key))].p_value == pytest.approx(expected.pvalue)
+    assert "validation data" in result.selection and "held-out test set" in result.selection
+    assert result.table.rows[0]["test"].startswith("0.8100")
+    by_loss = compare_runs(runs, records, metric="val_loss", budgets=[3])
+    assert by_loss.test_metric == "test_loss"
+    # Read at an epoch the test set was not evaluated at, there is no test figure, and the
+    # answer says why.
+    early = compare_runs(runs, records, metric="val_accuracy", budgets=[3], cuts=[Cut(32, 2)])
+    assert all(a.test.n == 0 for a in early.ranking) and "no test figures" in early.selection
