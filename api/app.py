@@ -14,7 +14,7 @@ from api import auth, errors, openapi
 from api.background import Background
 from api.limits import BodyLimit
 from api.queue import Broker
-from api.routes import catalog, comparisons, events, health, jobs
+from api.routes import catalog, comparisons, events, health, jobs, uploads
 from api.routes.events import Snapshots
 from core.db import make_engine, make_session_factory
 from core.settings import Settings, get_settings
@@ -26,9 +26,11 @@ DESCRIPTION = """
 Submit an optimizer comparison job, poll its metrics while it trains, compare its runs.
 
 Every optimizer x batch size x seed is one run. Within a seed all runs start from the same
-weights and see the same data in the same order. Try `POST /jobs` with an example below,
-follow it live at `GET /jobs/{id}/events`, or open the dashboard at `/`. `GET /kinds`,
-`/optimizers`, `/datasets` and `/models` list what a job may choose.
+weights and see the same data in the same order; every run is tested once, on held-out data
+no choice was made on. Try `POST /jobs` with an example below, follow it live at
+`GET /jobs/{id}/events`, or open the dashboard at `/`. `GET /kinds`, `/optimizers`,
+`/datasets` and `/models` list what a job may choose; `POST /datasets` and `POST /models`
+upload your own.
 """
 
 
@@ -66,7 +68,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="optarena", version="0.2.0", description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        # Uploads: the file's own limit (checked exactly as it is read) plus the multipart
+        # framing around it.
+        larger={("POST", "/datasets"), ("POST", "/models")},
+        larger_max_bytes=settings.max_upload_bytes + 64 * 1024,
+    )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -74,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The dashboard: jobs, live curves, the comparison table and a form to submit."""
         return FileResponse(STATIC / "index.html")
 
-    for module in (health, catalog, auth, jobs, comparisons, events):
+    for module in (health, catalog, auth, jobs, comparisons, events, uploads):
         app.include_router(module.router)
     openapi.install(app, settings)
     return app

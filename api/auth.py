@@ -90,6 +90,20 @@ def require_principal(
 
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
 
+
+def optional_principal(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal | None:
+    """The caller's principal when a key is given (401 for a bad one), else None."""
+    if credentials is None and not request.cookies.get(COOKIE):
+        return None
+    return require_principal(request, session, credentials)
+
+
+MaybePrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
+
 router = APIRouter(prefix="/session", tags=["auth"])
 
 

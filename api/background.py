@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.artifacts import open_store
 from core.db import transaction
 from core.outbox import OutboxRepository, Send, relay
-from core.reaper import reap
+from core.reaper import expire_models, reap
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,12 @@ class Background:
             queue=settings.task_queue,
             resend_after=settings.resend_queued_after_seconds or None,
         )
+        if settings.trained_model_retention_seconds > 0:
+            expire_models(
+                self.sessions,
+                open_store(settings),
+                kept_for=settings.trained_model_retention_seconds,
+            )
 
     def stop(self) -> None:
         for loop in (self.reaper, self.relay):

@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -24,6 +24,9 @@ class JobBase(BaseModel):
 class JobOut(JobBase):
     cancel_requested: bool
     unit: str = Field(description="What records are positioned by and budgets count: epoch, step.")
+    metrics: list[str] = Field(
+        description="What this job's records hold worth charting, the headline first."
+    )
     spec: dict[str, Any] = Field(description="The job as accepted, defaults written out.")
     runs: list[RunInfo]
 
@@ -39,6 +42,7 @@ class JobOut(JobBase):
             finished_at=job.finished_at,
             cancel_requested=job.cancel_requested_at is not None,
             unit=KINDS[job.kind].unit,
+            metrics=list(KINDS[job.kind].job_metrics(job.spec)),
             spec=job.spec,
             runs=[RunInfo.model_validate(run) for run in job.runs],
         )
@@ -114,11 +118,75 @@ class OptimizerOut(BaseModel):
 
 
 class DatasetOut(BaseModel):
+    """A dataset a job may name: built in (by `name`), or uploaded (by `id`)."""
+
     name: str
+    id: uuid.UUID | None = Field(default=None, description="An upload's id; None: built in.")
     input_shape: list[int] | None = Field(description="None where the job chooses it.")
     classes: int | None
     train_examples: int | None
+    test_examples: int | None = Field(
+        default=None, description="Its own test set; None: test_split holds one out."
+    )
     note: str
+
+
+class UploadedDatasetOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    sha256: str
+    bytes: int
+    task: Literal["classification", "regression"]
+    input_shape: list[int]
+    classes: int | None
+    splits: dict[str, int] = Field(description="Examples per split: train, val and test.")
+    format: Literal["npz", "csv"]
+    label: str | None = Field(description="A CSV's label column.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, upload: Any) -> "UploadedDatasetOut":
+        meta = upload.meta
+        return cls(
+            id=upload.id,
+            name=upload.name,
+            sha256=upload.sha256,
+            bytes=upload.bytes,
+            task=meta["task"],
+            input_shape=meta["input_shape"],
+            classes=meta["classes"],
+            splits=meta["splits"],
+            format=meta["format"],
+            label=meta.get("label"),
+            created_at=upload.created_at,
+        )
+
+
+class UploadedModelOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    sha256: str
+    bytes: int
+    input_shape: list[int | None]
+    outputs: int
+    output_activation: str = Field(description="softmax outputs are trained as probabilities.")
+    parameters: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, upload: Any) -> "UploadedModelOut":
+        meta = upload.meta
+        return cls(
+            id=upload.id,
+            name=upload.name,
+            sha256=upload.sha256,
+            bytes=upload.bytes,
+            input_shape=meta["input_shape"],
+            outputs=meta["outputs"],
+            output_activation=meta["output_activation"],
+            parameters=meta["parameters"],
+            created_at=upload.created_at,
+        )
 
 
 class ModelPresetOut(BaseModel):

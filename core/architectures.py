@@ -1,9 +1,10 @@
 """Model architectures a job can train: presets and layer lists, built by the worker with
 Keras and checked here, without it, against the dataset's input."""
 
-from typing import TYPE_CHECKING, Annotated, Literal
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, StrictFloat
+from pydantic import Discriminator, Field, StrictFloat, Tag
 
 from core.contract import ContractModel, Integer, integer
 
@@ -84,7 +85,36 @@ class LayersSpec(ContractModel):
     layers: list[LayerSpec] = Field(min_length=1, max_length=64)
 
 
-ModelSpec = Annotated[MlpSpec | CnnSpec | LayersSpec, Field(discriminator="preset")]
+class UploadedModelSpec(ContractModel):
+    """A Keras model you uploaded (POST /models), by its id. `weights`: "file" starts every
+    arm from the weights in the file (optimizers compared for fine-tuning); "reinitialize"
+    draws fresh weights from each run's seed with every layer's own initializers. Either way
+    the arms of one seed start from the same weights."""
+
+    id: uuid.UUID = Field(strict=False, description="The id POST /models gave.")
+    weights: Literal["file", "reinitialize"] = "file"
+
+
+def _model_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return "upload" if "id" in value else value.get("preset")
+    if isinstance(value, UploadedModelSpec):
+        return "upload"
+    return getattr(value, "preset", None)
+
+
+ModelSpec = Annotated[
+    Annotated[MlpSpec, Tag("mlp")]
+    | Annotated[CnnSpec, Tag("cnn")]
+    | Annotated[LayersSpec, Tag("layers")]
+    | Annotated[UploadedModelSpec, Tag("upload")],
+    Discriminator(
+        _model_kind,
+        custom_error_type="model",
+        custom_error_message="a model is {'preset': 'mlp' | 'cnn' | 'layers', ...} or "
+        "{'id': ...} of a Keras model you uploaded",
+    ),
+]
 MODEL_NOTES = {
     "mlp": MlpSpec.__doc__,
     "cnn": CnnSpec.__doc__,
@@ -92,7 +122,9 @@ MODEL_NOTES = {
 }
 
 
-def check_model_fits(model: MlpSpec | CnnSpec | LayersSpec, input_shape: tuple[int, ...]) -> None:
+def check_model_fits(
+    model: MlpSpec | CnnSpec | LayersSpec | UploadedModelSpec, input_shape: tuple[int, ...]
+) -> None:
     """ValueError when the model's layers cannot take the dataset's input."""
     if isinstance(model, CnnSpec):
         if len(input_shape) != 3:

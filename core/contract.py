@@ -23,6 +23,15 @@ def _integral(value: Any) -> Any:
 Integer = Annotated[int, Strict(), BeforeValidator(_integral)]
 
 
+# Text that is stored: any characters but NUL, which Postgres text and JSONB cannot hold.
+TEXT_PATTERN = r"^[^\x00]*$"
+
+
+def text(**bounds: Any) -> Any:
+    """Stored free text (a name, a label) within length bounds; NUL is refused, in the schema."""
+    return Annotated[str, Field(pattern=TEXT_PATTERN, **bounds)]
+
+
 def integer(**bounds: Any) -> Any:
     """An integer within bounds (ge, gt, le, lt). The bounds go inside the validator, so the
     schema shows them as JSON Schema's minimum and maximum."""

@@ -44,3 +44,9 @@ class Rejected(Invalid):
     def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
         super().__init__("; ".join(f"{'.'.join(map(str, loc))}: {why}" for loc, why in problems))
         self.problems = problems
+
+
+class TooLarge(ServiceError):
+    """A body or file over the configured size limit."""
+
+    status = 413

@@ -1,5 +1,5 @@
-"""Tables: jobs, their runs, every run's records, the outbox of messages to the broker, and
-API keys."""
+"""Tables: jobs, their runs, every run's records, the outbox of messages to the broker, users'
+uploads (datasets and models) and API keys."""
 
 import enum
 import uuid
@@ -177,6 +177,27 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Upload(Base):
+    """A dataset or model a user uploaded: its bytes live in the artifact store under `key`,
+    its facts (shapes, classes, splits; outputs, parameters) in `meta`. The same bytes (and
+    options) uploaded twice by one owner are one upload."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (UniqueConstraint("owner", "kind", "fingerprint"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "dataset" or "model"
+    name: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    # sha256 and the options that shape what the bytes mean (a CSV's label column).
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    key: Mapped[str] = mapped_column(String(500))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
 
 
 class ApiKey(Base):

@@ -1,6 +1,7 @@
 """The reaper: runs whose worker stopped beating go back to the queue, or, after too many
-tries, end failed with the reason; queued runs whose message was lost are sent again. Every
-message goes through the outbox. Safe to run in several processes at once (SKIP LOCKED)."""
+tries, end failed with the reason; queued runs whose message was lost are sent again; trained
+models past their retention are deleted. Every message goes through the outbox. Safe to run
+in several processes at once (SKIP LOCKED)."""
 
 import logging
 import uuid
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.artifacts import ArtifactStore, trained_model_key
 from core.db import transaction
 from core.models import Run, RunStatus
 from core.outbox import OutboxRepository
@@ -73,3 +75,16 @@ def reap(
         for job_id in jobs:
             JobRepository(session).settle(job_id)
     return reaped
+
+
+def expire_models(sessions: sessionmaker[Session], store: ArtifactStore, *, kept_for: float) -> int:
+    """Delete trained models kept past their retention; their runs say when. How many."""
+    with transaction(sessions) as session:
+        runs = RunRepository(session)
+        expired = runs.with_expired_models(kept_for=kept_for)
+        for run in expired:
+            store.remove(trained_model_key(run.id))
+            runs.model_expired(run)
+    if expired:
+        log.info("deleted %d trained models kept past %ss", len(expired), kept_for)
+    return len(expired)

@@ -19,6 +19,7 @@ from core.models import (
     RecordRow,
     Run,
     RunStatus,
+    Upload,
 )
 from core.outbox import OutboxRepository
 from core.records import Record, Sequenced
@@ -329,6 +330,26 @@ class RunRepository:
             )
         )
 
+    def with_expired_models(self, *, kept_for: float, limit: int = 100) -> list[Run]:
+        """Finished runs whose trained model has been kept `kept_for` seconds. Locked."""
+        return list(
+            self.session.scalars(
+                select(Run)
+                .where(
+                    Run.status == RunStatus.SUCCEEDED,
+                    Run.finished_at < _seconds_ago(kept_for),
+                    Run.summary.has_key("model_bytes"),
+                )
+                .order_by(Run.finished_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+
+    def model_expired(self, run: Run) -> None:
+        summary = {k: v for k, v in (run.summary or {}).items() if k != "model_bytes"}
+        run.summary = summary | {"model_expired_at": _now().isoformat()}
+
     def requeue(self, run: Run, *, reason: str, queue: str) -> None:
         """Back to the queue after its worker died, with its message in the outbox."""
         run.status = RunStatus.QUEUED
@@ -449,3 +470,65 @@ class RecordRepository:
                 .order_by(RecordRow.run_id, RecordRow.position)
             )
         )
+
+
+class UploadRepository:
+    """Users' datasets and models: the rows; their bytes are in the artifact store."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def visible(self, upload_id: uuid.UUID, principal: Principal, kind: str) -> Upload | None:
+        query = select(Upload).where(Upload.id == upload_id, Upload.kind == kind)
+        if not principal.admin:
+            query = query.where(Upload.owner == principal.owner)
+        return self.session.scalar(query)
+
+    def get(self, upload_id: uuid.UUID) -> Upload | None:
+        return self.session.get(Upload, upload_id)
+
+    def by_fingerprint(self, owner: str, kind: str, fingerprint: str) -> Upload | None:
+        return self.session.scalar(
+            select(Upload).where(
+                Upload.owner == owner, Upload.kind == kind, Upload.fingerprint == fingerprint
+            )
+        )
+
+    def add(self, upload: Upload) -> Upload | None:
+        """The new row, or None when the same upload already exists (a concurrent twin)."""
+        values = {
+            c.key: getattr(upload, c.key)
+            for c in Upload.__table__.columns
+            if getattr(upload, c.key) is not None
+        }
+        inserted = self.session.scalar(
+            insert(Upload)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["owner", "kind", "fingerprint"])
+            .returning(Upload.id)
+        )
+        return None if inserted is None else self.session.get(Upload, inserted)
+
+    def owned(self, principal: Principal, kind: str) -> list[Upload]:
+        query = select(Upload).where(Upload.kind == kind).order_by(Upload.created_at.desc())
+        if not principal.admin:
+            query = query.where(Upload.owner == principal.owner)
+        return list(self.session.scalars(query))
+
+    def users(self, upload: Upload) -> list[uuid.UUID]:
+        """Queued or running jobs whose spec names this upload as its dataset or model."""
+        field = "dataset" if upload.kind == "dataset" else "model"
+        return list(
+            self.session.scalars(
+                select(Job.id)
+                .where(
+                    Job.owner == upload.owner,
+                    Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+                    Job.spec[field]["id"].astext == str(upload.id),
+                )
+                .order_by(Job.created_at)
+            )
+        )
+
+    def delete(self, upload: Upload) -> None:
+        self.session.delete(upload)

@@ -148,6 +148,7 @@ def test_settings(migrated_database: str, tmp_path_factory: pytest.TempPathFacto
         redis_url=REDIS_URL,
         task_queue=f"optarena.test.{uuid.uuid4().hex[:8]}",
         dataset_cache_dir=tmp_path_factory.mktemp("datasets"),
+        artifacts_url=str(tmp_path_factory.mktemp("artifacts")),
         cancel_poll_seconds=0.05,
         reaper_interval_seconds=0,  # reaper tests call reap() themselves
         outbox_relay_seconds=0.5,
@@ -162,7 +163,7 @@ def test_settings(migrated_database: str, tmp_path_factory: pytest.TempPathFacto
 def db_engine(test_settings: Settings) -> Iterator[object]:
     engine = create_engine(test_settings.database_url)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE jobs, runs, records, outbox CASCADE"))
+        conn.execute(text("TRUNCATE jobs, runs, records, outbox, uploads CASCADE"))
     yield engine
     engine.dispose()
 
@@ -170,3 +171,77 @@ def db_engine(test_settings: Settings) -> Iterator[object]:
 @pytest.fixture
 def sessions(db_engine: object) -> sessionmaker[Session]:
     return sessionmaker(db_engine, expire_on_commit=False)  # type: ignore[call-overload]
+
+
+class S3Server:
+    """moto's S3 server in a process of its own on a spare port: a real S3-compatible
+    endpoint over HTTP, for the artifact store's s3:// path."""
+
+    def __init__(self, log: Path) -> None:
+        import socket
+        import subprocess
+        import sys
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log.open("wb")
+        server = Path(sys.executable).parent / "moto_server"
+        self.process = subprocess.Popen(
+            [str(server), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        import httpx
+
+        def up() -> bool:
+            try:
+                return httpx.get(self.url, timeout=2).status_code < 500
+            except httpx.HTTPError:
+                return False
+
+        wait_for("moto's S3 server to answer", up, timeout=60)
+
+    def bucket(self) -> str:
+        """A new empty bucket."""
+        import httpx
+
+        name = f"optarena-{uuid.uuid4().hex[:12]}"
+        httpx.put(f"{self.url}/{name}", timeout=10).raise_for_status()
+        return name
+
+    def env(self, bucket: str) -> dict[str, str]:
+        """The settings (as environment) of a store in `bucket`."""
+        return {
+            "OPTARENA_ARTIFACTS_URL": f"s3://{bucket}/artifacts",
+            "OPTARENA_S3_ENDPOINT_URL": self.url,
+            "OPTARENA_S3_ACCESS_KEY_ID": "testing",
+            "OPTARENA_S3_SECRET_ACCESS_KEY": "testing",
+            "OPTARENA_S3_REGION": "us-east-1",
+        }
+
+    def settings(self, base: Settings, bucket: str) -> Settings:
+        from pydantic import SecretStr
+
+        return base.model_copy(
+            update={
+                "artifacts_url": f"s3://{bucket}/artifacts",
+                "s3_endpoint_url": self.url,
+                "s3_access_key_id": "testing",
+                "s3_secret_access_key": SecretStr("testing"),
+                "s3_region": "us-east-1",
+            }
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    server = S3Server(tmp_path_factory.mktemp("s3") / "moto.log")
+    yield server
+    server.stop()

@@ -1,7 +1,7 @@
 """What every kind's run function is given and gives back. A run function (worker/kinds/<kind>)
 trains or steps one run from its spec; it reports through the hooks and returns plain data."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -10,6 +10,7 @@ from core.artifacts import ArtifactStore
 from core.kinds.base import JobSpec
 from core.records import Record
 from core.runs import RunInfo
+from core.uploads import Stored
 
 
 class RunFailed(Exception):
@@ -45,6 +46,8 @@ class RunContext:
     store: ArtifactStore | None
     fashion_mnist_dir: Path | None = None
     keep_trained_model: bool = True
+    # The uploads the job names, by id.
+    uploads: Mapping[Any, Stored] = field(default_factory=dict)
 
 
 Status = Literal["succeeded", "diverged", "cancelled", "handed_back"]

@@ -25,10 +25,17 @@ from core.kinds.base import JobSpec
 from core.models import FINISHED_JOB, RunStatus
 from core.reaper import gave_up_reason
 from core.records import Record, Sequenced
-from core.repositories import JobRepository, RecordRepository, RunRepository, tries
+from core.repositories import (
+    JobRepository,
+    RecordRepository,
+    RunRepository,
+    UploadRepository,
+    tries,
+)
 from core.runs import RunInfo
 from core.settings import Settings
 from core.stream import MetricsStream
+from core.uploads import Stored
 from worker.runs import RunContext, RunFailed, RunHooks
 from worker.shutdown import hand_back_requested, process_alive
 
@@ -194,16 +201,19 @@ def _run(claimed: Claimed, ctx: WorkerContext, heart: Heartbeat) -> str:
         poll_seconds=ctx.settings.cancel_poll_seconds,
         hand_back_requested=hand_back_requested,
     )
-    context = RunContext(
-        run=claimed.run,
-        spec=claimed.spec,
-        hooks=hooks,
-        cache_dir=ctx.settings.dataset_cache_dir,
-        store=open_store(ctx.settings),
-        fashion_mnist_dir=ctx.settings.fashion_mnist_dir,
-        keep_trained_model=ctx.settings.trained_model_retention_seconds > 0,
-    )
     try:
+        context = RunContext(
+            run=claimed.run,
+            spec=claimed.spec,
+            hooks=hooks,
+            cache_dir=ctx.settings.dataset_cache_dir,
+            store=open_store(ctx.settings),
+            fashion_mnist_dir=ctx.settings.fashion_mnist_dir,
+            keep_trained_model=ctx.settings.trained_model_retention_seconds > 0,
+            uploads=with_retries(
+                ctx, f"read the uploads of run {run_id}", lambda s: _uploads(s, claimed.spec)
+            ),
+        )
         outcome = run_function(claimed.spec.kind)(context)
     except RunFailed as error:
         return _fail(run_id, attempt, str(error), ctx)
@@ -235,6 +245,18 @@ def _run(claimed: Claimed, ctx: WorkerContext, heart: Heartbeat) -> str:
     )
     _drop_checkpoint(run_id, ctx)
     return outcome.status
+
+
+def _uploads(session: Session, spec: JobSpec) -> dict[Any, Stored]:
+    """Where the bytes of the job's uploads are, and their facts (checked at submit; an
+    upload is not deleted while a queued or running job names it)."""
+    found: dict[Any, Stored] = {}
+    for _, kind, upload_id in spec.uploads():
+        row = UploadRepository(session).get(upload_id)
+        if row is None:
+            raise RunFailed(f"the {kind} {upload_id} this job names no longer exists")
+        found[upload_id] = Stored(key=row.key, meta=row.meta)
+    return found
 
 
 def _drop_checkpoint(run_id: uuid.UUID, ctx: WorkerContext) -> None:

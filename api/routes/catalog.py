@@ -1,11 +1,14 @@
 """What a client may choose: the kinds of job, optimizers with their arguments, datasets and
-model presets. The dashboard builds its form from these; nothing here needs a key."""
+model presets. The dashboard builds its form from these; nothing here needs a key (with one,
+the datasets include the caller's uploads)."""
 
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import TypeAdapter
 
+from api.auth import MaybePrincipalDep
+from api.deps import SessionDep
 from api.schemas import ArgumentOut, DatasetOut, KindOut, ModelPresetOut, OptimizerOut
 from core.architectures import MODEL_NOTES, CnnSpec, LayersSpec, MlpSpec
 from core.datasets import DATASET_NOTES, KERAS_DATASETS, SyntheticDatasetSpec
@@ -17,6 +20,7 @@ from core.optimizers import (
     Param,
     optimizer_params,
 )
+from core.repositories import UploadRepository
 
 router = APIRouter(tags=["catalog"])
 
@@ -67,15 +71,22 @@ def list_optimizers() -> list[OptimizerOut]:
     ]
 
 
-@router.get("/datasets", response_model=list[DatasetOut])
-def list_datasets() -> list[DatasetOut]:
-    """The datasets a job may train on."""
+@router.get(
+    "/datasets",
+    response_model=list[DatasetOut],
+    # The key is optional here: without one, the built-in datasets.
+    openapi_extra={"security": [{}]},
+)
+def list_datasets(session: SessionDep, principal: MaybePrincipalDep) -> list[DatasetOut]:
+    """The datasets a job may train on: the built-in ones, and with an API key your uploads
+    (newest first; a job names one by its id)."""
     named = [
         DatasetOut(
             name=name,
             input_shape=list(info.input_shape),
             classes=info.num_classes,
             train_examples=info.train_examples,
+            test_examples=info.test_examples,
             note=DATASET_NOTES[name],
         )
         for name, info in KERAS_DATASETS.items()
@@ -87,7 +98,19 @@ def list_datasets() -> list[DatasetOut]:
         train_examples=None,
         note=SyntheticDatasetSpec.__doc__ or "",
     )
-    return [*named, synthetic]
+    own = [
+        DatasetOut(
+            name=u.name,
+            id=u.id,
+            input_shape=u.meta["input_shape"],
+            classes=u.meta["classes"],
+            train_examples=u.meta["splits"]["train"],
+            test_examples=u.meta["splits"]["test"] or None,
+            note=f"uploaded {u.created_at:%Y-%m-%d %H:%M} UTC: {u.meta['format']}, {u.bytes} bytes",
+        )
+        for u in (UploadRepository(session).owned(principal, "dataset") if principal else [])
+    ]
+    return [*named, synthetic, *own]
 
 
 @router.get("/models", response_model=list[ModelPresetOut])

@@ -20,7 +20,7 @@ from core.keys import Principal
 from core.kinds.base import Comparand, Drawing, JobSpec
 from core.models import FINISHED_JOB, Job
 from core.records import Sequenced
-from core.repositories import JobRepository, RecordRepository
+from core.repositories import JobRepository, RecordRepository, UploadRepository
 from core.runs import RunInfo
 from core.settings import Settings
 from core.stream import MetricsStream
@@ -65,6 +65,7 @@ def submit(
     problems = spec.problems(settings)
     if problems:
         raise Rejected(problems)
+    resolve_uploads(session, principal, spec)
     runs = spec.expand()
     jobs = JobRepository(session)
     jobs.lock_owner(principal.owner)
@@ -96,6 +97,25 @@ def submit(
         request_sha256=digest,
     )
     return job_out(session, job.id, principal), False
+
+
+def resolve_uploads(session: Session, principal: Principal, spec: JobSpec) -> None:
+    """The uploads the job names must be the caller's (another owner's look as if they did
+    not exist), and the job must fit their stored facts: 422 at the field otherwise."""
+    uploads = UploadRepository(session)
+    meta: dict[Any, dict[str, Any]] = {}
+    missing = []
+    for loc, kind, upload_id in spec.uploads():
+        found = uploads.visible(upload_id, principal, kind)
+        if found is None:
+            missing.append((loc, f"no {kind} {upload_id}; upload one with POST /{kind}s"))
+        else:
+            meta[upload_id] = found.meta
+    if missing:
+        raise Rejected(missing)
+    problems = spec.check_uploads(meta)
+    if problems:
+        raise Rejected(problems)
 
 
 def page(session: Session, principal: Principal, *, limit: int, offset: int) -> JobPage:

@@ -228,7 +228,7 @@ async function jobPage(jobId) {
     pending = false;
     const x = axis.value;
     const seen = new Set();
-    charts.replaceChildren(...kind.metrics.map((metric) => {
+    charts.replaceChildren(...(job.metrics || kind.metrics).map((metric) => {
       const series = [...runs.values()].map((run) => {
         let elapsed = 0;
         const points = [];
@@ -346,11 +346,13 @@ function comparisonTable(table) {
 
 // ------------------------------------------------------------------ new job
 
-// The form is built from what the API offers: its optimizers and datasets.
+// The form is built from what the API offers: its optimizers, datasets (yours included) and
+// your uploaded models.
 async function newJobPage() {
-  let optimizers, datasets;
+  let optimizers, datasets, models;
   try {
-    [optimizers, datasets] = await Promise.all([offered("optimizers"), offered("datasets")]);
+    [optimizers, datasets, models] = await Promise.all([
+      offered("optimizers"), api("GET", "/datasets"), api("GET", "/models/uploaded")]);
   } catch (error) {
     view.append(el("p", { class: "error" }, error.message));
     return;
@@ -378,9 +380,17 @@ async function newJobPage() {
   const form = el("form", { class: "job", id: "job-form", onsubmit: submit },
     el("label", { for: "name" }, "Name"), input("name", ""), errorSpan("name"),
     el("label", { for: "dataset" }, "Dataset"),
-    el("select", { id: "dataset" }, datasets.map((d) => el("option", { value: d.name, title: d.note }, d.name))),
+    el("select", { id: "dataset" }, datasets.map((d) => el("option",
+      { value: d.id ? `id:${d.id}` : d.name, title: d.note }, d.id ? `${d.name} (uploaded)` : d.name))),
     errorSpan("dataset"),
-    el("label", { for: "hidden" }, "Model: MLP hidden units (comma-separated) and dropout"),
+    el("label", { for: "model" }, "Model: the MLP preset, or one you uploaded"),
+    el("select", { id: "model" }, el("option", { value: "mlp" }, "MLP preset (hidden units and dropout below)"),
+      models.map((m) => el("option", { value: m.id },
+        `${m.name} (uploaded: inputs ${JSON.stringify(m.input_shape)}, ${m.outputs} outputs)`))),
+    el("select", { id: "weights", title: "An uploaded model's starting weights" },
+      el("option", { value: "file" }, "start from the file's weights"),
+      el("option", { value: "reinitialize" }, "reinitialize from each seed")),
+    el("label", { for: "hidden" }, "MLP hidden units (comma-separated) and dropout"),
     input("hidden", "128"), input("dropout", "0.2"), errorSpan("model"),
     el("label", {}, "Optimizers: a learning rate, and other arguments as JSON (defaults shown)"), rows,
     el("button", { type: "button", onclick: () => addRow() }, "Add optimizer"), errorSpan("optimizers"),
@@ -409,10 +419,14 @@ async function newJobPage() {
       }
       chosen.push(spec);
     }
+    const dataset = document.getElementById("dataset").value;
+    const model = document.getElementById("model").value;
     const body = {
-      dataset: { name: document.getElementById("dataset").value },
-      model: { preset: "mlp", hidden_units: list(document.getElementById("hidden").value),
-        dropout: Number(document.getElementById("dropout").value) },
+      dataset: dataset.startsWith("id:") ? { id: dataset.slice(3) } : { name: dataset },
+      model: model === "mlp"
+        ? { preset: "mlp", hidden_units: list(document.getElementById("hidden").value),
+          dropout: Number(document.getElementById("dropout").value) }
+        : { id: model, weights: document.getElementById("weights").value },
       optimizers: chosen,
       batch_size: list(document.getElementById("batch_size").value),
       epochs: list(document.getElementById("epochs").value),

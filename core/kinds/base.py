@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from core.contract import ContractModel
+from core.contract import ContractModel, text
 from core.optimizers import OptimizerSpec, arm_labels
 from core.records import Record
 from core.runs import RunInfo, RunPlan
@@ -24,7 +24,7 @@ class JobSpec(ContractModel):
     """What every kind's job has: a name and the optimizers to compare."""
 
     kind: str
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: text(min_length=1, max_length=200) | None = None  # type: ignore[valid-type]
     optimizers: list[OptimizerSpec] = Field(min_length=1, max_length=64)
 
     # A field whose presence names this kind when a body has no "kind" (a race's objective).
@@ -52,6 +52,14 @@ class JobSpec(ContractModel):
     def size(self, runs: int) -> str:
         """How many runs the job is, and why."""
         return f"{runs} runs"
+
+    def uploads(self) -> list[tuple[tuple[str | int, ...], str, Any]]:
+        """The uploads the job names: where in the body, "dataset" or "model", and the id."""
+        return []
+
+    def check_uploads(self, meta: Mapping[Any, dict[str, Any]]) -> list[Problem]:
+        """Given the facts of the uploads it names (by id), why the job cannot run on them."""
+        return []
 
     @classmethod
     def settings_bounds(cls, settings: Settings) -> dict[str, int]:
@@ -117,6 +125,12 @@ class JobKind:
     picture: bool = False
     # Runs of several jobs of this kind compared as one (POST /comparisons); None: refused.
     compare_across: Callable[[Sequence[Comparand]], BaseModel] | None = None
+    # The metrics one job records, by its stored spec (a regression records no accuracy);
+    # None: `metrics`.
+    metrics_of: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
+
+    def job_metrics(self, spec: Mapping[str, Any]) -> tuple[str, ...]:
+        return self.metrics if self.metrics_of is None else self.metrics_of(spec)
 
 
 class OneOrMany:

@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from core.contract import ContractModel, Integer, integer
+from core.contract import ContractModel, Integer, integer, text
 from core.optimizers.registry import (
     CLIP_ARGUMENTS,
     OPTIMIZER_CLASSES,
@@ -153,8 +153,8 @@ class Optimizer(ContractModel):
 
     canonical: ClassVar[str] = ""
     name: str
-    label: str | None = Field(
-        default=None, min_length=1, max_length=100, description="How the arm is called."
+    label: text(min_length=1, max_length=100) | None = Field(  # type: ignore[valid-type]
+        default=None, description="How the arm is called."
     )
     lr: StrictFloat | None = Field(
         default=None, gt=0, allow_inf_nan=False, description="Keras 2 spelling of learning_rate."

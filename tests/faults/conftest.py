@@ -224,6 +224,8 @@ class Rig:
     api_url: str = ""
     http: httpx.Client | None = None
     api_process: subprocess.Popen[bytes] | None = None
+    # Settings of the artifact store when it is not the rig's directory (S3).
+    store_env: dict[str, str] = field(default_factory=dict)
 
     def env(self, **overrides: Any) -> dict[str, str]:
         via_proxy = self.database_url.replace(f"@{postgres_address()}", f"@{self.proxy.address}")
@@ -245,6 +247,7 @@ class Rig:
             "OPTARENA_RATE_LIMIT_PER_MINUTE": "0",
             "OPTARENA_MAX_ACTIVE_RUNS_PER_OWNER": "100000",
             "OPTARENA_OUTBOX_RELAY_SECONDS": "0.5",
+            **self.store_env,
         }
         env.update({f"OPTARENA_{k.upper()}": str(v) for k, v in overrides.items()})
         return env
@@ -357,7 +360,7 @@ def rig(tmp_path: Path, fault_database: str) -> Iterator[Rig]:
 
     engine = create_engine(fault_database)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE jobs, runs, records, outbox CASCADE"))
+        conn.execute(text("TRUNCATE jobs, runs, records, outbox, uploads CASCADE"))
     engine.dispose()
     (tmp_path / "redis").mkdir()
     (tmp_path / "logs").mkdir()

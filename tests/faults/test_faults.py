@@ -8,9 +8,11 @@ import threading
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from cli.client import Client, Event
+from tests.conftest import S3Server
 from tests.faults.conftest import KEYS, TALLY, Rig, wait_for
 
 pytestmark = pytest.mark.faults
@@ -145,6 +147,30 @@ def test_the_training_process_killed_mid_epoch_resumes_from_its_last_epoch(rig: 
     # Epoch 4's record was seen, so epoch 3 had been checkpointed (an epoch starts after the
     # last one's checkpoint): the resumption was from 3 or later, wherever the kill landed.
     assert run["attempt"] == 3 and run["summary"]["resumed_from_epoch"] >= 3
+
+
+def test_a_run_resumes_from_its_checkpoint_in_an_s3_store(rig: Rig, s3_server: S3Server) -> None:
+    bucket = s3_server.bucket()
+    rig.store_env = s3_server.env(bucket)
+    rig.api()
+    expected = reference(rig)
+    worker = rig.worker()
+    job_id = submit(rig)["id"]
+    wait_epochs(rig, job_id, 2)
+    rig.kill_training_process(worker)
+    TALLY.kill("SIGKILL training process, checkpoints in S3")
+    wait_for("the redelivered run", lambda: job(rig, job_id)["runs"][0]["attempt"] == 2)
+    done = wait_done(rig, job_id)
+    assert done["status"] == "succeeded", done
+    run = check_exact(rig, job_id, expected)
+    assert run["attempt"] == 2 and run["summary"]["resumed_from_epoch"] >= 1
+    # The bucket holds the trained model, and the checkpoint is gone with the run's end.
+    assert rig.http is not None
+    model = rig.http.get(f"/runs/{run['id']}/model.keras")
+    assert model.status_code == 200 and model.content[:2] == b"PK"
+    assert len(model.content) == run["summary"]["model_bytes"]
+    keys = httpx.get(f"{s3_server.url}/{bucket}", params={"list-type": "2"}).text
+    assert f"artifacts/runs/{run['id']}/model.keras" in keys and "checkpoints/" not in keys
 
 
 def test_a_dead_worker_is_noticed_by_its_heartbeat_and_its_run_resumed_elsewhere(

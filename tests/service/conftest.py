@@ -60,3 +60,16 @@ def live_url(
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def keras_file(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A real Keras 3 model file: Input(4), Dense(8, relu), Dense(3)."""
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)]
+    )
+    path = tmp_path_factory.mktemp("models") / "mlp.keras"
+    model.save(path)
+    return path.read_bytes()

@@ -68,7 +68,7 @@ def test_submit_answers_the_job_with_resolved_runs_and_sends_them_to_the_broker(
         ({"optimizers": ["sgd"], "batch_size": 0}, "batch_size.0", "greater than or equal to 1"),
         ({"optimizers": ["sgd"], "epochs": 1001}, "epochs.0", "limit of 1000"),
         ({"optimizers": []}, "optimizers", "at least 1 item"),
-        ({"optimizers": ["sgd"], "dataset": {"name": "imagenet"}}, "dataset", "'imagenet'"),
+        ({"optimizers": ["sgd"], "dataset": {"name": "imagenet"}}, "dataset.name", "'cifar10'"),
         (
             {"optimizers": ["sgd"], "dataset": {"name": "digits", "limit": 5}},
             "dataset.limit",

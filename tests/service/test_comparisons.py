@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import redis
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
@@ -256,3 +257,56 @@ def test_learning_curves_are_drawn_for_any_metric_and_axis(
     assert client.get(f"/jobs/{job['id']}/plot.gif").status_code == 422
     assert client.get(f"/jobs/{job['id']}/plot.png?metric=f1").status_code == 422
     assert client.get(f"/jobs/{uuid.uuid4()}/plot.png").status_code == 404
+
+
+def test_a_regression_is_ranked_by_its_errors_and_reports_its_test_errors(
+    client: TestClient,
+    test_settings: Settings,
+    sessions: sessionmaker[Session],
+    stream: MetricsStream,
+) -> None:
+    from core.kinds.train.records import TrainRecord
+
+    ctx = worker_context(test_settings, sessions, stream)
+    body = {
+        "dataset": {"name": "synthetic", "task": "regression", "features": 4},
+        "optimizers": ["sgd", "adam"],
+        "epochs": 2,
+        "seeds": [0, 1, 2],
+    }
+    job = submit(client, body)
+    assert job["metrics"][0] == "val_loss" and "val_accuracy" not in job["metrics"]
+    for run in job["runs"]:
+        base = 0.5 if run["optimizer"]["name"] == "sgd" else 0.2
+        base += run["seed"] / 100
+        records = [
+            TrainRecord(
+                run_id=uuid.UUID(run["id"]),
+                epoch=epoch,
+                loss=base / epoch,
+                accuracy=None,
+                val_loss=base / epoch,
+                val_accuracy=None,
+                val_mae=base / epoch / 2,
+                learning_rate=0.01,
+                epoch_seconds=0.5,
+                examples_seen=100 * epoch,
+                steps=4 * epoch,
+                time=datetime.now(UTC),
+                test_loss=base + 0.05 if epoch == 2 else None,
+                test_mae=base / 2 + 0.02 if epoch == 2 else None,
+            )
+            for epoch in (1, 2)
+        ]
+        store(job, records, ctx)
+    answer = client.get(f"/jobs/{job['id']}/comparison").json()
+    assert answer["metric"] == "val_loss" and not answer["higher_is_better"]
+    assert [a["label"] for a in answer["ranking"]] == ["adam", "sgd"]
+    assert answer["test_metric"] == "test_loss" and answer["ranking"][0]["test"]["n"] == 3
+    by_mae = client.get(f"/jobs/{job['id']}/comparison?metric=val_mae").json()
+    assert by_mae["test_metric"] == "test_mae"
+    assert by_mae["ranking"][0]["test"]["mean"] == pytest.approx(0.125)  # mean of base/2+0.02
+    wrong = client.get(f"/jobs/{job['id']}/comparison?metric=val_accuracy")
+    assert wrong.status_code == 404 and "a regression records val_loss" in wrong.json()["detail"]
+    exported = client.get(f"/jobs/{job['id']}/export.csv").text
+    assert "val_mae" in exported.splitlines()[0]

@@ -4,17 +4,23 @@ every response must match the schema (status, content type, headers, body), and 
 the schema calls valid must be accepted (positive-data acceptance): the schema tells the truth.
 
 What no JSON schema can state is stated in the schema's descriptions and kept out of the
-generated requests here, each by its own rule: a job's model must fit its dataset, a job's
-runs (optimizers x batch sizes x seeds) are within the service's limit, and an
-Idempotency-Key is not reused for another body. State the fuzzer cannot know (a job's arms,
+generated requests here, each by its own rule: a job's model must fit its dataset (and an
+upload it names must exist); its loss, task and target metric must fit the dataset's task;
+a job's runs (optimizers x batch sizes x seeds) are within the service's limit; an
+Idempotency-Key is not reused for another body; and what an uploaded file holds is beyond a
+schema (a positive case sends a sound file; tests/service/test_uploads.py checks what files
+are refused). State the fuzzer cannot know (a job's arms, the metrics its task records,
 another owner's runs) is answered 404/409, which count as accepted."""
 
+import csv
 import hashlib
+import io
 import json
 import time
 import uuid
 from typing import Any
 
+import numpy as np
 import pytest
 import requests
 import schemathesis
@@ -23,9 +29,10 @@ from hypothesis import HealthCheck, given, settings
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.architectures import ModelSpec, check_model_fits
-from core.datasets import DatasetSpec
+from core.architectures import ModelSpec, UploadedModelSpec, check_model_fits
+from core.datasets import DatasetSpec, UploadedDatasetSpec
 from core.db import transaction
+from core.kinds.train.spec import CROSS_ENTROPY, TASK_METRICS
 from core.models import RunStatus
 from core.repositories import JobRepository, RunRepository
 from core.settings import Settings
@@ -50,10 +57,20 @@ def fits(body: Any) -> bool:
     try:
         model = MODEL.validate_python(body.get("model", {"preset": "mlp"}))
         dataset = DATASET.validate_python(body.get("dataset", {"name": "digits"}))
+        if isinstance(model, UploadedModelSpec) or isinstance(dataset, UploadedDatasetSpec):
+            return False  # an upload the fuzzer cannot have made (tested in test_uploads)
         check_model_fits(model, dataset.info().input_shape)
     except ValueError:
         return False
-    return True
+    # The loss, the task and the target's metric must fit the dataset's task.
+    info = dataset.info()
+    target = body.get("target") or {}
+    return not (
+        body.get("task") not in (None, info.task)
+        or (info.task == "regression" and body.get("loss") in CROSS_ENTROPY)
+        or (body.get("loss") == "binary_crossentropy" and info.num_classes != 2)
+        or target.get("metric", "val_accuracy") not in TASK_METRICS[info.task]
+    )
 
 
 def within_run_limit(body: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +87,21 @@ def within_run_limit(body: dict[str, Any]) -> dict[str, Any]:
         longest = max([*lists, "optimizers"], key=lambda k: len(body.get(k) or []))
         body[longest] = body[longest][: max(1, len(body[longest]) // 2)]
     return body
+
+
+def dataset_file(form: dict[str, Any]) -> bytes:
+    """A sound dataset for the generated form: a CSV whose label column is the one named (all
+    values class labels, so any column the label names works), else an .npz."""
+    if "label" in form:
+        label = str(form["label"])
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["a", "b", label])
+        writer.writerows([i % 2, (i // 2) % 2, i % 3] for i in range(12))
+        return out.getvalue().encode()
+    arrays = io.BytesIO()
+    np.savez(arrays, x_train=np.eye(4, dtype="float32"), y_train=np.array([0, 1, 0, 1]))
+    return arrays.getvalue()
 
 
 def fuzz(operation: Any, tried: dict[str, int]) -> None:
@@ -91,7 +123,11 @@ def fuzz(operation: Any, tried: dict[str, int]) -> None:
 
 
 def test_every_generated_request_is_answered_as_the_schema_says(
-    live_url: str, client: TestClient, sessions: sessionmaker[Session], test_settings: Settings
+    live_url: str,
+    client: TestClient,
+    sessions: sessionmaker[Session],
+    test_settings: Settings,
+    keras_file: bytes,
 ) -> None:
     # A job of the tester's with records, so half the generated ids reach past the 404.
     job = submit(client, {"optimizers": ["sgd", "adam"], "epochs": 2, "seeds": [0, 1]})
@@ -131,6 +167,13 @@ def test_every_generated_request_is_answered_as_the_schema_says(
         positive = case.meta is not None and case.meta.generation.mode.is_positive
         if not positive or not isinstance(case.body, dict):
             return case
+        if case.method == "POST" and case.path in ("/datasets", "/models"):
+            # What a file holds is beyond a schema (any bytes are a binary string): a
+            # positive case sends a sound file, with the generated form fields (a form
+            # cannot carry a null: a field left null is left out).
+            for empty in [k for k, v in case.body.items() if v is None]:
+                del case.body[empty]
+            case.body["file"] = keras_file if case.path == "/models" else dataset_file(case.body)
         if case.path == "/jobs" and case.method == "POST":
             case.body = within_run_limit(case.body)
             for name, value in (case.headers or {}).items():

@@ -29,7 +29,9 @@ def test_upgrade_from_empty_matches_the_models_and_downgrade_empties_it() -> Non
         migrate(url, "base", down=True)
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
         migrate(url)  # and up again: the downgrade left nothing behind (enum types included)
-        assert {"jobs", "runs", "records", "outbox"} <= set(inspect(engine).get_table_names())
+        assert {"jobs", "runs", "records", "outbox", "uploads"} <= set(
+            inspect(engine).get_table_names()
+        )
     finally:
         engine.dispose()
         drop_database(name)

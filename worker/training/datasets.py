@@ -4,6 +4,7 @@ Fashion-MNIST, from Debian's dataset-fashion-mnist package)."""
 
 import gzip
 import hashlib
+import io
 import pickle
 import tarfile
 from dataclasses import dataclass
@@ -11,7 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from core.datasets import TEST_HOLDOUT_SEED, NamedDatasetSpec, SyntheticDatasetSpec
+from core.artifacts import ArtifactStore
+from core.datasets import (
+    TEST_HOLDOUT_SEED,
+    NamedDatasetSpec,
+    SyntheticDatasetSpec,
+    UploadedDatasetSpec,
+)
+from core.uploads import Stored
 from worker.runs import RunFailed
 
 KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -50,36 +58,51 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Arrays:
-    """A dataset's examples, with its official test set where it has one."""
+    """A dataset's examples, with its official test set (and validation data) where it has
+    them."""
 
     x: np.ndarray
     y: np.ndarray
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
 
 def load_dataset(
-    spec: NamedDatasetSpec | SyntheticDatasetSpec,
+    spec: NamedDatasetSpec | SyntheticDatasetSpec | UploadedDatasetSpec,
     *,
     seed: int,
     cache_dir: Path,
     fashion_mnist_dir: Path | None = None,
+    store: ArtifactStore | None = None,
+    upload: Stored | None = None,
 ) -> Dataset:
     """The dataset split three ways.
 
-    The test set is the official one, or `test_split` of the (limited) data held out by a
-    fixed data seed: the same for every run seed and arm, never trained or selected on. The
-    rest is split into training and validation data by the run's seed.
+    The test set is the official one (an upload's x_test), or `test_split` of the (limited)
+    data held out by a fixed data seed: the same for every run seed and arm, never trained or
+    selected on. The rest is split into training and validation data by the run's seed,
+    unless the dataset brings its own validation data.
     """
-    data = _arrays(spec, cache_dir, fashion_mnist_dir)
+    if isinstance(spec, UploadedDatasetSpec):
+        if store is None or upload is None:
+            raise RunFailed(f"dataset {spec.id} is an upload and no artifact store is set")
+        data = read_upload(store, upload)
+        num_classes = int(upload.meta["classes"] or 0)
+    else:
+        data = _arrays(spec, cache_dir, fashion_mnist_dir)
+        num_classes = spec.info().num_classes
     x, y = data.x, data.y
     if spec.limit is not None and spec.limit < len(x):
         # A fixed subset, the same for every seed, so seeds vary the split and not the data.
         keep = np.sort(np.random.default_rng(0).permutation(len(x))[: spec.limit])
         x, y = x[keep], y[keep]
     x_test, y_test = data.x_test, data.y_test
-    if x_test is None and spec.test_split > 0:
-        x, y, x_test, y_test = hold_out(x, y, spec.test_split)
+    if x_test is None and spec.held_out > 0:
+        x, y, x_test, y_test = hold_out(x, y, spec.held_out)
+    if data.x_val is not None:
+        return Dataset(x, y, data.x_val, data.y_val, num_classes, x_test, y_test)
     order = np.random.default_rng(seed).permutation(len(x))
     n_val = round(len(x) * spec.validation_split)
     val, train = order[:n_val], order[n_val:]
@@ -88,10 +111,32 @@ def load_dataset(
         y_train=y[train],
         x_val=x[val] if n_val else None,
         y_val=y[val] if n_val else None,
-        num_classes=spec.info().num_classes,
+        num_classes=num_classes,
         x_test=x_test,
         y_test=y_test,
     )
+
+
+def read_upload(store: ArtifactStore, upload: Stored) -> Arrays:
+    """An uploaded dataset's arrays (checked at upload: numbers only, read without pickles)."""
+    raw = io.BytesIO(store.read(upload.key))
+    target = "int32" if upload.meta["task"] == "classification" else "float32"
+    if upload.meta["format"] == "csv":
+        columns = upload.meta["columns"]
+        at = columns.index(upload.meta["label"])
+        table = np.loadtxt(raw, delimiter=",", skiprows=1, dtype="float64", ndmin=2)
+        x = np.delete(table, at, axis=1).astype("float32")
+        return Arrays(x, table[:, at].astype(target))
+    with np.load(raw, allow_pickle=False) as f:
+
+        def pair(split: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+            if f"x_{split}" not in f.files:
+                return None, None
+            return f[f"x_{split}"].astype("float32"), f[f"y_{split}"].reshape(-1).astype(target)
+
+        x_train, y_train = pair("train")
+        assert x_train is not None and y_train is not None
+        return Arrays(x_train, y_train, *pair("test"), *pair("val"))
 
 
 def hold_out(
@@ -152,8 +197,14 @@ def _fashion_mnist(cache_dir: Path, system_dir: Path | None) -> Arrays:
 
 
 def synthetic(spec: SyntheticDatasetSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian blobs around random class centres, fixed by data_seed."""
+    """Gaussian blobs around random class centres, or (regression) a noisy linear function
+    of Gaussian features; fixed by data_seed."""
     rng = np.random.default_rng(spec.data_seed)
+    if spec.task == "regression":
+        x = rng.normal(size=(spec.samples, spec.features))
+        weights = rng.normal(size=spec.features) / np.sqrt(spec.features)
+        y = x @ weights + 0.1 * rng.normal(size=spec.samples)
+        return x.astype("float32"), y.astype("float32")
     centres = rng.normal(size=(spec.classes, spec.features)) * spec.class_separation
     y = rng.integers(spec.classes, size=spec.samples)
     x = centres[y] + rng.normal(size=(spec.samples, spec.features))

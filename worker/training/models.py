@@ -1,6 +1,7 @@
 """Models built by plain functions from a validated spec; logits out."""
 
 import hashlib
+import tempfile
 from typing import Any
 
 import keras
@@ -16,12 +17,20 @@ from core.architectures import (
     MaxPool2DLayer,
     MlpSpec,
 )
+from core.artifacts import ArtifactStore
+from core.uploads import Stored
+from worker.runs import RunFailed
 
 
 def build_model(
-    spec: MlpSpec | CnnSpec | LayersSpec, *, input_shape: tuple[int, ...], num_classes: int
+    spec: MlpSpec | CnnSpec | LayersSpec,
+    *,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    activation: str | None = None,
 ) -> keras.Model:
-    """A Sequential model ending in Dense(num_classes) logits. Seed Keras before calling."""
+    """A Sequential model ending in Dense(num_classes): logits, or `activation` of them (one
+    output for a regression). Seed Keras before calling."""
     layers: list[Any] = [keras.Input(shape=input_shape)]
     if isinstance(spec, MlpSpec):
         layers.append(keras.layers.Flatten())
@@ -47,7 +56,7 @@ def build_model(
     model = keras.Sequential(layers)
     if len(model.output_shape) > 2:
         model.add(keras.layers.Flatten())
-    model.add(keras.layers.Dense(num_classes, name="logits"))
+    model.add(keras.layers.Dense(num_classes, activation=activation, name="logits"))
     return model
 
 
@@ -67,6 +76,22 @@ def _layer(
     if isinstance(layer, DropoutLayer):
         return keras.layers.Dropout(layer.rate)
     return keras.layers.BatchNormalization()
+
+
+def load_uploaded_model(store: ArtifactStore, upload: Stored, *, weights: str) -> keras.Model:
+    """An uploaded `.keras` model, loaded in Keras's safe mode without its compile state (no
+    code from the file runs). "reinitialize": a clone with fresh weights drawn by each layer's
+    own initializers; seed Keras before calling, so the run's seed fixes them."""
+    with tempfile.TemporaryDirectory() as scratch:
+        local = f"{scratch}/model.keras"
+        store.get_file(upload.key, local)
+        try:
+            model = keras.saving.load_model(local, safe_mode=True, compile=False)
+        except Exception as error:
+            raise RunFailed(f"the uploaded model could not be loaded: {error}") from error
+    if weights == "reinitialize":
+        model = keras.models.clone_model(model)
+    return model
 
 
 def weights_sha256(model: keras.Model) -> str:

@@ -5,7 +5,8 @@ import math
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,18 @@ from typing import Any
 import keras
 import numpy as np
 
-from core.architectures import CnnSpec, LayersSpec, MlpSpec
+from core.architectures import CnnSpec, LayersSpec, MlpSpec, UploadedModelSpec
 from core.artifacts import ArtifactStore, checkpoint_key, trained_model_key
-from core.datasets import NamedDatasetSpec, SyntheticDatasetSpec
+from core.datasets import NamedDatasetSpec, SyntheticDatasetSpec, UploadedDatasetSpec
 from core.kinds.train.records import TrainRecord
+from core.uploads import Stored
 from worker.backend import describe_environment
-from worker.runs import RunHooks, RunOutcome
+from worker.runs import RunFailed, RunHooks, RunOutcome
 from worker.training import checkpoints
 from worker.training.callbacks import EpochReporter, StopGuard, StopState
 from worker.training.datasets import Dataset, load_dataset
-from worker.training.models import build_model, weights_sha256
+from worker.training.models import build_model, load_uploaded_model, weights_sha256
+from worker.training.objective import objective_of
 from worker.training.optimizers import build_optimizer, current_learning_rate
 
 EVAL_BATCH = 1024
@@ -32,8 +35,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrainingPlan:
     run_id: uuid.UUID
-    dataset: NamedDatasetSpec | SyntheticDatasetSpec
-    model: MlpSpec | CnnSpec | LayersSpec
+    dataset: NamedDatasetSpec | SyntheticDatasetSpec | UploadedDatasetSpec
+    model: MlpSpec | CnnSpec | LayersSpec | UploadedModelSpec
     optimizer: dict[str, Any]
     batch_size: int
     epochs: int
@@ -46,6 +49,10 @@ class TrainingPlan:
     # starts over) and no trained model kept.
     store: ArtifactStore | None = None
     keep_trained_model: bool = True
+    # The uploads the job names (dataset, model), by id.
+    uploads: Mapping[Any, Stored] = field(default_factory=dict)
+    task: str = "classification"
+    loss: str = "sparse_categorical_crossentropy"
 
     def fingerprint(self) -> str:
         """Everything that shapes the training, so a checkpoint is only loaded into its own."""
@@ -60,8 +67,13 @@ class TrainingPlan:
                 "seed": self.seed,
                 "evaluate_initial": self.evaluate_initial,
                 "test_epochs": self.test_epochs,
+                "task": self.task,
+                "loss": self.loss,
             }
         )
+
+
+MEASURES = ("loss", "accuracy", "mae", "rmse")
 
 
 def summary(records: list[TrainRecord], epochs_completed: int) -> dict[str, Any]:
@@ -72,7 +84,12 @@ def summary(records: list[TrainRecord], epochs_completed: int) -> dict[str, Any]
         "epochs_completed": epochs_completed,
         "train_seconds": round(sum(r.epoch_seconds for r in trained), 4),
         "final": (
-            {k: getattr(final, k) for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+            {
+                name: getattr(final, name)
+                for measure in MEASURES
+                for name in (measure, f"val_{measure}")
+                if getattr(final, name) is not None
+            }
             if final
             else None
         ),
@@ -80,10 +97,10 @@ def summary(records: list[TrainRecord], epochs_completed: int) -> dict[str, Any]
     tested = [r for r in trained if r.test_loss is not None]
     if tested:
         last = tested[-1]
-        found["test"] = {
-            "epoch": last.epoch,
-            "loss": last.test_loss,
-            "accuracy": last.test_accuracy,
+        found["test"] = {"epoch": last.epoch} | {
+            m: getattr(last, f"test_{m}")
+            for m in MEASURES
+            if getattr(last, f"test_{m}") is not None
         }
     scored = [r for r in trained if r.val_accuracy is not None]
     if scored:
@@ -119,15 +136,43 @@ def train(
     dropout RNG state and example order, so it computes what the uninterrupted run would have.
     """
     data = load_dataset(
-        plan.dataset, seed=plan.seed, cache_dir=cache_dir, fashion_mnist_dir=fashion_mnist_dir
+        plan.dataset,
+        seed=plan.seed,
+        cache_dir=cache_dir,
+        fashion_mnist_dir=fashion_mnist_dir,
+        store=plan.store,
+        upload=plan.uploads.get(getattr(plan.dataset, "id", None)),
+    )
+    uploaded = plan.uploads.get(getattr(plan.model, "id", None))
+    objective = objective_of(
+        plan.task,
+        plan.loss,
+        data.num_classes,
+        model_activation=uploaded.meta.get("output_activation") if uploaded else None,
+    )
+    data = replace(
+        data,
+        y_train=objective.targets(data.y_train, data.num_classes),
+        y_val=None if data.y_val is None else objective.targets(data.y_val, data.num_classes),
+        y_test=None if data.y_test is None else objective.targets(data.y_test, data.num_classes),
     )
     keras.utils.set_random_seed(plan.seed)
-    model = build_model(plan.model, input_shape=data.input_shape, num_classes=data.num_classes)
+    if isinstance(plan.model, UploadedModelSpec):
+        if plan.store is None or uploaded is None:
+            raise RunFailed("the model is an upload and no artifact store is set")
+        model = load_uploaded_model(plan.store, uploaded, weights=plan.model.weights)
+    else:
+        model = build_model(
+            plan.model,
+            input_shape=data.input_shape,
+            num_classes=objective.outputs,
+            activation=objective.final_activation,
+        )
     initial_sha = weights_sha256(model)
     model.compile(
         optimizer=build_optimizer(plan.optimizer),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        loss=objective.loss(),
+        metrics=objective.metrics(),
     )
     outcome = RunOutcome("succeeded", 0, initial_sha)
     store, saved_at = plan.store, checkpoint_key(plan.run_id)
@@ -222,22 +267,22 @@ def save_trained_model(store: ArtifactStore, run_id: uuid.UUID, model: keras.Mod
 
 def _test(model: keras.Model, data: Dataset) -> dict[str, float]:
     """The model on the held-out test set."""
-    found = model.evaluate(
-        data.x_test, data.y_test, batch_size=EVAL_BATCH, verbose=0, return_dict=True
-    )
-    return {"test_loss": float(found["loss"]), "test_accuracy": float(found["accuracy"])}
+    assert data.x_test is not None and data.y_test is not None
+    return _measured(model, data.x_test, data.y_test, "test_")
+
+
+def _measured(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, prefix: str = ""
+) -> dict[str, float]:
+    """The loss and the objective's metrics of the model on (x, y), named with `prefix`."""
+    found = model.evaluate(x, y, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
+    return {f"{prefix}{name}": float(value) for name, value in found.items()}
 
 
 def _evaluate(model: keras.Model, data: Dataset) -> dict[str, float]:
-    train = model.evaluate(
-        data.x_train, data.y_train, batch_size=EVAL_BATCH, verbose=0, return_dict=True
-    )
-    metrics = {"loss": float(train["loss"]), "accuracy": float(train["accuracy"])}
-    if data.x_val is not None:
-        val = model.evaluate(
-            data.x_val, data.y_val, batch_size=EVAL_BATCH, verbose=0, return_dict=True
-        )
-        metrics |= {"val_loss": float(val["loss"]), "val_accuracy": float(val["accuracy"])}
+    metrics = _measured(model, data.x_train, data.y_train)
+    if data.x_val is not None and data.y_val is not None:
+        metrics |= _measured(model, data.x_val, data.y_val, "val_")
     return metrics
 
 
@@ -253,12 +298,11 @@ def _record(
     return TrainRecord(
         run_id=run_id,
         epoch=epoch,
-        loss=metrics.get("loss"),
-        accuracy=metrics.get("accuracy"),
-        val_loss=metrics.get("val_loss"),
-        val_accuracy=metrics.get("val_accuracy"),
-        test_loss=metrics.get("test_loss"),
-        test_accuracy=metrics.get("test_accuracy"),
+        **{
+            name: metrics.get(name)
+            for measure in MEASURES
+            for name in (measure, f"val_{measure}", f"test_{measure}")
+        },
         learning_rate=current_learning_rate(model.optimizer),
         epoch_seconds=seconds,
         examples_seen=examples_seen,

@@ -7,7 +7,7 @@ from core.kinds.base import Drawing, JobKind
 from core.kinds.train.compare import compare, compare_across
 from core.kinds.train.records import TrainRecord
 from core.kinds.train.results import ComparisonParams, PlotParams, TrainComparison
-from core.kinds.train.spec import JOB_EXAMPLE, LOWER_IS_BETTER, TrainSpec
+from core.kinds.train.spec import JOB_EXAMPLE, LOWER_IS_BETTER, TASK_METRICS, TrainSpec
 
 
 def _plot(drawing: Drawing) -> bytes:
@@ -65,7 +65,7 @@ KIND = JobKind(
     spec=TrainSpec,
     record=TrainRecord,
     unit="epoch",
-    metrics=("val_accuracy", "val_loss", "accuracy", "loss", "learning_rate"),
+    metrics=TASK_METRICS["classification"],
     lower_is_better=LOWER_IS_BETTER,
     x_axes=("epoch", "steps", "examples", "seconds"),
     comparison=TrainComparison,
@@ -75,4 +75,5 @@ KIND = JobKind(
     plot=_plot,
     examples=EXAMPLES,
     compare_across=compare_across,
+    metrics_of=lambda spec: TASK_METRICS[spec.get("task") or "classification"],
 )

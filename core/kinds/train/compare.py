@@ -31,7 +31,7 @@ from core.kinds.train.results import (
     RankedRun,
     TrainComparison,
 )
-from core.kinds.train.spec import LOWER_IS_BETTER, TEST_OF, TrainSpec
+from core.kinds.train.spec import LOWER_IS_BETTER, TASK_METRICS, TEST_OF, TrainSpec
 from core.runs import RunInfo
 from core.statistics import ALPHA, CONFIDENCE, TEST_NAMES, Summary, TestName, summarize, tie_groups
 
@@ -381,12 +381,22 @@ def select_arms(runs: Sequence[RunFacts], optimizers: Sequence[str]) -> list[Run
     return [r for r in runs if r.arm_label in optimizers or r.optimizer["name"] in optimizers]
 
 
-def _target(spec: TrainSpec, params: ComparisonParams) -> float | None:
+def _target(spec: TrainSpec, params: ComparisonParams, metric: str) -> float | None:
     if params.target is not None:
         return params.target
-    if spec.target is not None and spec.target.metric == params.metric:
+    if spec.target is not None and spec.target.metric == metric:
         return spec.target.value
     return None
+
+
+def metric_of(spec: TrainSpec, params: ComparisonParams) -> str:
+    """The metric asked for, or the job's default; one the job records."""
+    task = spec.task or "classification"
+    metric = params.metric or spec.default_metric()
+    recorded = [m for m in TASK_METRICS[task] if m != "learning_rate"]
+    if metric not in recorded:
+        raise NotFound(f"no {metric} in this job: a {task} records {', '.join(recorded)}")
+    return metric
 
 
 def compare(comparand: Comparand) -> TrainComparison:
@@ -394,15 +404,16 @@ def compare(comparand: Comparand) -> TrainComparison:
     spec, params = comparand.spec, comparand.params
     assert isinstance(spec, TrainSpec) and isinstance(params, ComparisonParams)
     chosen = select_arms(facts_of(spec, comparand.runs), params.optimizer)
+    metric = metric_of(spec, params)
     return compare_runs(
         chosen,
         comparand.records,
-        metric=params.metric,
+        metric=metric,
         budgets=spec.epochs,
         cuts=choose_cuts(chosen, params),
         ranked_by=params.by,
         test=params.test,
-        target=_target(spec, params),
+        target=_target(spec, params, metric),
     )
 
 
@@ -416,7 +427,7 @@ def compare_across(comparands: Sequence[Comparand]) -> TrainComparison:
     assert isinstance(first.spec, TrainSpec)
     for other in comparands[1:]:
         assert isinstance(other.spec, TrainSpec)
-        for part in ("dataset", "model"):
+        for part in ("dataset", "model", "loss"):
             mine, theirs = getattr(first.spec, part), getattr(other.spec, part)
             if mine != theirs:
                 raise Invalid(
@@ -441,7 +452,7 @@ def compare_across(comparands: Sequence[Comparand]) -> TrainComparison:
     return compare_runs(
         facts,
         records,
-        metric=params.metric,
+        metric=metric_of(first.spec, params),
         budgets=budgets,
         cuts=choose_cuts(facts, params),
         ranked_by=params.by,

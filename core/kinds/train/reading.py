@@ -86,10 +86,9 @@ def area_under_curve(values: Sequence[tuple[int, float]]) -> float | None:
 
 
 GAP_PAIRS = {
-    "accuracy": ("accuracy", "val_accuracy"),
-    "val_accuracy": ("accuracy", "val_accuracy"),
-    "loss": ("loss", "val_loss"),
-    "val_loss": ("loss", "val_loss"),
+    name: (family, f"val_{family}")
+    for family in ("accuracy", "loss", "mae", "rmse")
+    for name in (family, f"val_{family}")
 }
 
 

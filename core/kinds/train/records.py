@@ -23,6 +23,14 @@ class TrainRecord(Record):
     test_accuracy: float | None = Field(
         default=None, description="On the held-out test set: only at epoch budgets and the end."
     )
+    # Regression jobs record the mean absolute and root mean squared errors instead of
+    # accuracy.
+    mae: float | None = None
+    rmse: float | None = None
+    val_mae: float | None = None
+    val_rmse: float | None = None
+    test_mae: float | None = None
+    test_rmse: float | None = None
     learning_rate: float | None = Field(description="The rate in force at the epoch's end.")
     epoch_seconds: float = Field(description="Training seconds of this epoch.")
     examples_seen: int = Field(description="Training examples seen so far.")

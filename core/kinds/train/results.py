@@ -15,8 +15,11 @@ XAxis = Literal["epoch", "steps", "examples", "seconds"]
 
 
 class ComparisonParams(BaseModel):
-    metric: Metric = Field(
-        default="val_accuracy", description="The metric to rank by (losses: lowest first)."
+    metric: Metric | None = Field(
+        default=None,
+        description="The metric to rank by (losses and errors: lowest first). Default: "
+        "val_accuracy for a classification, val_loss for a regression (without validation "
+        "data, the training figure).",
     )
     epochs: list[Annotated[int, Field(ge=1, le=1_000_000)]] = Field(
         default_factory=list,

@@ -1,6 +1,7 @@
 """The training job's contract: a dataset, a model and a sweep over optimizers, batch sizes,
 epoch budgets and seeds. Validated without Keras."""
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -13,28 +14,54 @@ from pydantic import (
     model_validator,
 )
 
-from core.architectures import MlpSpec, ModelSpec, check_model_fits
+from core.architectures import MlpSpec, ModelSpec, UploadedModelSpec, check_model_fits
 from core.contract import ContractModel, integer
-from core.datasets import DatasetSpec, NamedDatasetSpec
-from core.kinds.base import JobSpec, OneOrMany, distinct, one_or_many
+from core.datasets import DatasetInfo, DatasetSpec, NamedDatasetSpec, UploadedDatasetSpec
+from core.kinds.base import JobSpec, OneOrMany, Problem, distinct, one_or_many
 from core.runs import RunPlan
 from core.settings import Settings
+from core.uploads import fits
 
-Metric = Literal["val_accuracy", "val_loss", "accuracy", "loss"]
-LOWER_IS_BETTER = frozenset({"loss", "val_loss", "test_loss"})
+Metric = Literal[
+    "val_accuracy", "val_loss", "accuracy", "loss", "val_mae", "val_rmse", "mae", "rmse"
+]
+LOWER_IS_BETTER = frozenset(
+    {"loss", "val_loss", "test_loss", "mae", "val_mae", "test_mae", "rmse", "val_rmse", "test_rmse"}
+)
 # The held-out figure reported beside each selection metric; never a metric to select by.
 TEST_OF: dict[str, str] = {
-    "val_accuracy": "test_accuracy",
-    "accuracy": "test_accuracy",
-    "val_loss": "test_loss",
-    "loss": "test_loss",
+    name: "test_" + name.removeprefix("val_")
+    for name in (
+        "val_accuracy",
+        "accuracy",
+        "val_loss",
+        "loss",
+        "val_mae",
+        "mae",
+        "val_rmse",
+        "rmse",
+    )
+}
+Loss = Literal[
+    "sparse_categorical_crossentropy",
+    "binary_crossentropy",
+    "mean_squared_error",
+    "mean_absolute_error",
+    "huber",
+]
+CROSS_ENTROPY = ("sparse_categorical_crossentropy", "binary_crossentropy")
+# What a job of each task records, the headline first (charts, CLI, comparisons).
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("val_accuracy", "val_loss", "accuracy", "loss", "learning_rate"),
+    "regression": ("val_loss", "val_mae", "val_rmse", "loss", "mae", "rmse", "learning_rate"),
 }
 
 # ---------------------------------------------------------------- the job
 
 
 class TargetSpec(ContractModel):
-    """A value of a metric to reach: the comparison reports epochs and seconds to it."""
+    """A value of a metric to reach: the comparison reports epochs and seconds to it. The
+    metric must be one the job's task records (no accuracy in a regression)."""
 
     metric: Metric = "val_accuracy"
     value: StrictFloat = Field(allow_inf_nan=False)
@@ -98,15 +125,123 @@ class TrainSpec(JobSpec):
         default=True, description="Record epoch 0: the metrics of the initial weights."
     )
     target: TargetSpec | None = None
+    task: Literal["classification", "regression"] | None = Field(
+        default=None,
+        description="Written out from the dataset: classification (class labels) or "
+        "regression (numeric targets; records mae and rmse instead of accuracy).",
+    )
+    loss: Loss | None = Field(
+        default=None,
+        description="Default: sparse_categorical_crossentropy for classification, "
+        "mean_squared_error for regression. binary_crossentropy needs two classes (the model "
+        "gives one logit); mean_squared_error, mean_absolute_error and huber on a "
+        "classification compare softmax outputs with one-hot labels (the Keras course "
+        "exercise). Cross-entropy losses need class labels.",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> "TrainSpec":
         self.epochs.sort()
+        if isinstance(self.dataset, UploadedDatasetSpec) or isinstance(
+            self.model, UploadedModelSpec
+        ):
+            return self  # checked at submit, against the uploads' stored facts
         try:
             check_model_fits(self.model, self.dataset.info().input_shape)
         except ValueError as error:
             raise ValueError(f"model: {error} (dataset {self.dataset.name!r})") from error
+        problem = self._settle_task(self.dataset.info())
+        if problem:
+            raise ValueError(problem[1])
         return self
+
+    def _settle_task(self, info: DatasetInfo) -> Problem | None:
+        """Write out the task and the loss; why they do not fit the dataset, if they do not."""
+        if self.task is not None and self.task != info.task:
+            return (("task",), f"task is {self.task} but the dataset's is {info.task}")
+        self.task = info.task
+        if self.loss is None:
+            self.loss = (
+                "sparse_categorical_crossentropy"
+                if info.task == "classification"
+                else "mean_squared_error"
+            )
+        if info.task == "regression" and self.loss in CROSS_ENTROPY:
+            return (("loss",), f"{self.loss} needs class labels; the dataset is a regression")
+        if self.target is not None and self.target.metric not in TASK_METRICS[info.task]:
+            return (
+                ("target", "metric"),
+                f"a {info.task} records {', '.join(TASK_METRICS[info.task][:-1])}, not "
+                f"{self.target.metric}",
+            )
+        if self.loss == "binary_crossentropy" and info.num_classes != 2:
+            return (
+                ("loss",),
+                f"binary_crossentropy needs two classes; the dataset has {info.num_classes}",
+            )
+        return None
+
+    @property
+    def outputs(self) -> int:
+        """The model's outputs: one per class, or one (binary cross-entropy, regression)."""
+        if self.task == "regression" or self.loss == "binary_crossentropy":
+            return 1
+        return self.dataset.info().num_classes
+
+    def default_metric(self) -> str:
+        """What a comparison ranks by unless asked: validation accuracy, or loss."""
+        metrics = TASK_METRICS[self.task or "classification"]
+        has_val = getattr(self.dataset, "validation_split", 0) > 0 or isinstance(
+            self.dataset, UploadedDatasetSpec
+        )
+        return metrics[0] if has_val else metrics[0].removeprefix("val_")
+
+    def uploads(self) -> list[tuple[tuple[str | int, ...], str, Any]]:
+        found: list[tuple[tuple[str | int, ...], str, Any]] = []
+        if isinstance(self.dataset, UploadedDatasetSpec):
+            found.append((("dataset", "id"), "dataset", self.dataset.id))
+        if isinstance(self.model, UploadedModelSpec):
+            found.append((("model", "id"), "model", self.model.id))
+        return found
+
+    def check_uploads(self, meta: Mapping[Any, dict[str, Any]]) -> list[Problem]:
+        """The model must take the dataset's examples and give the outputs the task needs."""
+        if isinstance(self.dataset, UploadedDatasetSpec):
+            data = meta[self.dataset.id]
+            if data["splits"]["test"] and self.dataset.test_split is not None:
+                return [
+                    (
+                        ("dataset", "test_split"),
+                        f"the dataset has its own test set of {data['splits']['test']} examples; "
+                        "test_split applies only to datasets without one",
+                    )
+                ]
+            self.dataset.resolve(data)
+        info = self.dataset.info()
+        problem = self._settle_task(info)
+        if problem:
+            return [problem]
+        if isinstance(self.model, UploadedModelSpec):
+            model = meta[self.model.id]
+            why = fits(
+                model["input_shape"],
+                model["outputs"],
+                list(info.input_shape),
+                self.outputs,
+                self.task or "classification",
+            )
+            return [(("model", "id"), why)] if why else []
+        try:
+            check_model_fits(self.model, info.input_shape)
+        except ValueError as error:
+            return [
+                (
+                    ("model",),
+                    f"{error} (the uploaded dataset's examples have shape "
+                    f"{list(info.input_shape)})",
+                )
+            ]
+        return []
 
     @property
     def max_epochs(self) -> int:

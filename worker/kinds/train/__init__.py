@@ -22,6 +22,9 @@ def run(ctx: RunContext) -> RunOutcome:
         test_epochs=tuple(spec.epochs),
         store=ctx.store,
         keep_trained_model=ctx.keep_trained_model,
+        uploads=ctx.uploads,
+        task=spec.task or "classification",
+        loss=spec.loss or "sparse_categorical_crossentropy",
     )
     return train(
         plan, cache_dir=ctx.cache_dir, hooks=ctx.hooks, fashion_mnist_dir=ctx.fashion_mnist_dir

@@ -49,7 +49,7 @@ def test_parameters_say_which_kinds_read_them_and_each_kind_gets_only_its_own() 
     race = params_for("race", KINDS["race"].comparison_params, asked)
     assert race.model_dump() == {"optimizer": ["adam"], "tolerance": 0.5}
     train = params_for("train", KINDS["train"].comparison_params, asked)
-    assert train.metric == "val_accuracy" and train.optimizer == ["adam"]  # type: ignore[attr-defined]
+    assert train.metric is None and train.optimizer == ["adam"]  # type: ignore[attr-defined]
 
 
 def test_parameters_of_one_name_merge_their_choices_or_refuse_to() -> None:

@@ -42,6 +42,9 @@ def test_the_test_set_is_the_same_for_every_seed_and_never_trained_or_validated_
 def test_an_official_test_set_cannot_be_replaced_by_a_split() -> None:
     with pytest.raises(ValueError, match="official test set of 10,000"):
         NamedDatasetSpec(name="fashion_mnist", test_split=0.1)
+    # What is stored is read back as it was (the worker parses the stored spec).
+    spec = NamedDatasetSpec(name="fashion_mnist", validation_split=0.0)
+    assert NamedDatasetSpec.model_validate(spec.model_dump(mode="json")) == spec
 
 
 def test_fashion_mnist_is_read_from_the_debian_package_directory(tmp_path: Path) -> None:

@@ -245,3 +245,121 @@ def test_a_checkpoint_of_another_configuration_or_a_damaged_one_is_not_loaded(
         hooks=_hooks(again),
     )
     assert outcome.resumed_from is None and outcome.status == "succeeded"
+
+
+def _uploaded_run(
+    tmp_path: Path, store: ArtifactStore, *, optimizer: str, seed: int, weights: str
+) -> RunOutcome:
+    from core.architectures import UploadedModelSpec
+    from core.datasets import UploadedDatasetSpec
+    from core.uploads import Stored
+
+    data_id, model_id = uuid.UUID(int=1), uuid.UUID(int=2)
+    uploads = {
+        data_id: Stored(
+            "uploads/datasets/d.npz",
+            {"format": "npz", "task": "classification", "classes": 3, "input_shape": [4]},
+        ),
+        model_id: Stored("uploads/models/m.keras", {"output_activation": "softmax"}),
+    }
+    plan = TrainingPlan(
+        run_id=uuid.uuid4(),
+        dataset=UploadedDatasetSpec(id=data_id),
+        model=UploadedModelSpec(id=model_id, weights=weights),  # type: ignore[arg-type]
+        optimizer={"name": optimizer},
+        batch_size=16,
+        epochs=1,
+        seed=seed,
+        store=store,
+        uploads=uploads,
+    )
+    hooks = RunHooks(on_start=lambda sha, env: None, on_records=list, cancel_requested=bool)
+    return train(plan, cache_dir=tmp_path, hooks=hooks)
+
+
+def test_an_uploaded_model_starts_the_arms_of_a_seed_from_the_same_weights(
+    tmp_path: Path,
+) -> None:
+    import io
+
+    import keras
+
+    from worker.training.models import weights_sha256
+
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(120, 4)).astype("float32"), np.arange(120) % 3
+    buffer = io.BytesIO()
+    np.savez(buffer, x_train=x, y_train=y)
+    store.write_bytes("uploads/datasets/d.npz", buffer.getvalue())
+    keras.utils.set_random_seed(123)
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(3, activation="softmax")]
+    )
+    model.save(tmp_path / "m.keras")
+    store.write_bytes("uploads/models/m.keras", (tmp_path / "m.keras").read_bytes())
+    file_sha = weights_sha256(model)
+
+    def sha(optimizer: str, seed: int, weights: str) -> str:
+        outcome = _uploaded_run(tmp_path, store, optimizer=optimizer, seed=seed, weights=weights)
+        assert outcome.status == "succeeded"
+        assert outcome.records[-1].test_accuracy is not None  # 20% held out by the data seed
+        return outcome.initial_weights_sha256
+
+    assert {sha("sgd", 0, "file"), sha("adam", 1, "file")} == {file_sha}
+    fresh = sha("sgd", 0, "reinitialize")
+    assert fresh == sha("adam", 0, "reinitialize") != file_sha
+    assert sha("sgd", 1, "reinitialize") != fresh
+
+
+def _task_run(tmp_path: Path, body: dict[str, Any]) -> tuple[RunOutcome, list[TrainRecord]]:
+    spec = TrainSpec.model_validate({"optimizers": ["adam"], "epochs": 2, **body})
+    records: list[TrainRecord] = []
+    plan = TrainingPlan(
+        run_id=uuid.uuid4(),
+        dataset=spec.dataset,
+        model=spec.model,
+        optimizer=spec.optimizers[0].config,
+        batch_size=32,
+        epochs=2,
+        seed=0,
+        task=spec.task or "",
+        loss=spec.loss or "",
+    )
+    hooks = RunHooks(
+        on_start=lambda sha, env: None, on_records=records.extend, cancel_requested=bool
+    )
+    return train(plan, cache_dir=tmp_path, hooks=hooks), records
+
+
+REGRESSION = {"name": "synthetic", "task": "regression", "samples": 300, "features": 5}
+
+
+def test_a_regression_records_errors_instead_of_accuracy(tmp_path: Path) -> None:
+    outcome, records = _task_run(tmp_path, {"dataset": REGRESSION, "loss": "huber"})
+    assert outcome.status == "succeeded"
+    last = records[-1]
+    assert last.accuracy is None and last.val_accuracy is None
+    assert last.mae is not None and last.val_mae is not None and last.val_rmse is not None
+    assert last.test_mae is not None and last.test_rmse is not None
+    assert records[0].val_rmse is not None and last.val_rmse < records[0].val_rmse
+    assert set(outcome.summary["test"]) == {"epoch", "loss", "mae", "rmse"}
+
+
+def test_the_course_exercise_compiles_a_classifier_with_mean_squared_error(
+    tmp_path: Path,
+) -> None:
+    mse, records = _task_run(tmp_path, {"loss": "mean_squared_error"})
+    assert mse.status == "succeeded" and records[-1].val_accuracy is not None
+    # Squared error of softmax outputs against one-hot labels is below 1 per class row;
+    # cross-entropy of the same untrained model is about ln(10).
+    assert records[0].loss is not None and records[0].loss < 0.2
+    _, sparse = _task_run(tmp_path, {})
+    assert sparse[0].loss is not None and sparse[0].loss > 1.5
+
+
+def test_binary_cross_entropy_trains_one_logit_on_two_classes(tmp_path: Path) -> None:
+    two = {"name": "synthetic", "classes": 2, "samples": 300, "features": 4}
+    outcome, records = _task_run(tmp_path, {"dataset": two, "loss": "binary_crossentropy"})
+    assert outcome.status == "succeeded"
+    assert records[-1].val_accuracy is not None and records[-1].val_accuracy > 0.5

@@ -40,10 +40,16 @@ def test_scalars_and_lists_are_both_accepted_for_the_sweep() -> None:
         ({"optimizers": ["sgd"], "seeds": [-1]}, ("seeds", 0)),
         ({"optimizers": ["sgd"], "batch_size": [32, 32]}, ("batch_size",)),
         ({"optimizers": ["sgd"], "batch_size": 1.5}, ("batch_size", 0)),
-        ({"optimizers": ["sgd"], "dataset": {"name": "imagenet"}}, ("dataset",)),
+        ({"optimizers": ["sgd"], "dataset": {"name": "imagenet"}}, ("dataset", "named", "name")),
         (
             {"optimizers": ["sgd"], "dataset": {"name": "digits", "validation_split": 1.5}},
-            ("dataset", "digits", "validation_split"),
+            ("dataset", "named", "validation_split"),
+        ),
+        ({"optimizers": ["sgd"], "dataset": {"id": "not-a-uuid"}}, ("dataset", "upload", "id")),
+        ({"optimizers": ["sgd"], "dataset": 7}, ("dataset",)),
+        (
+            {"optimizers": ["sgd"], "model": {"id": "x", "weights": "all"}},
+            ("model", "upload", "id"),
         ),
         ({"optimizers": ["sgd"], "model": {"preset": "transformer"}}, ("model",)),
         ({"optimizers": ["sgd"], "colour": "blue"}, ("colour",)),
@@ -112,3 +118,28 @@ def test_runs_of_one_seed_come_together_and_labels_show_the_batch_size() -> None
 def test_single_batch_size_keeps_plain_labels() -> None:
     spec = TrainSpec.model_validate({"optimizers": [{"name": "adam", "label": "mine"}]})
     assert spec.expand()[0].label == "mine"
+
+
+def test_the_task_and_loss_are_written_out_and_must_fit_the_dataset() -> None:
+    spec = TrainSpec.model_validate({"optimizers": ["sgd"]})
+    assert (spec.task, spec.loss, spec.outputs) == (
+        "classification",
+        "sparse_categorical_crossentropy",
+        10,
+    )
+    regression = {"name": "synthetic", "task": "regression"}
+    spec = TrainSpec.model_validate({"optimizers": ["sgd"], "dataset": regression})
+    assert (spec.task, spec.loss, spec.outputs) == ("regression", "mean_squared_error", 1)
+    assert spec.default_metric() == "val_loss"
+    assert TrainSpec.model_validate(spec.model_dump(mode="json")) == spec
+    for body, words in (
+        ({"dataset": regression, "loss": "binary_crossentropy"}, "needs class labels"),
+        ({"loss": "binary_crossentropy"}, "needs two classes; the dataset has 10"),
+        ({"task": "regression"}, "task is regression but the dataset's is classification"),
+        (
+            {"dataset": regression, "target": {"metric": "val_accuracy", "value": 0.9}},
+            "a regression records val_loss, val_mae",
+        ),
+    ):
+        with pytest.raises(ValueError, match=words):
+            TrainSpec.model_validate({"optimizers": ["sgd"], **body})
