@@ -1,7 +1,9 @@
-"""`optarena`: submit, watch, compare, plot, list and cancel jobs from a terminal."""
+"""`optarena`: submit, watch, compare, plot, list and cancel jobs; upload datasets and models;
+download trained models, from a terminal."""
 
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -131,6 +133,14 @@ def _ints(text: str | None, name: str) -> list[int] | None:
         raise typer.BadParameter(f"{name} takes integers separated by commas: {text!r}") from None
 
 
+def _is_id(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def build_job(
     file: Path | None,
     *,
@@ -140,6 +150,8 @@ def build_job(
     batch_size: str | None,
     seeds: str | None,
     name: str | None,
+    model: str | None = None,
+    weights: str = "file",
 ) -> dict[str, Any]:
     """The job body: the file's, with any option given on the command line on top."""
     body: dict[str, Any] = {}
@@ -153,7 +165,11 @@ def build_job(
     if optimizers:
         body["optimizers"] = [o.strip() for o in optimizers.split(",") if o.strip()]
     if dataset:
-        body["dataset"] = {**body.get("dataset", {}), "name": dataset}
+        # A built-in dataset by name, or one you uploaded by its id.
+        kept = {k: v for k, v in body.get("dataset", {}).items() if k not in ("name", "id")}
+        body["dataset"] = {**kept, ("id" if _is_id(dataset) else "name"): dataset}
+    if model:
+        body["model"] = {"id": model, "weights": weights}
     for key, text in (("epochs", epochs), ("batch_size", batch_size), ("seeds", seeds)):
         values = _ints(text, key.replace("_", "-"))
         if values is not None:
@@ -171,7 +187,15 @@ def submit(
     optimizers: Annotated[
         str | None, typer.Option(help="Comma-separated: sgd,adam,rmsprop.")
     ] = None,
-    dataset: Annotated[str | None, typer.Option(help="digits, mnist, ...")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="digits, mnist, ... or the id of one you uploaded.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="The id of a model you uploaded (default: an MLP).")
+    ] = None,
+    weights: Annotated[
+        str, typer.Option(help="An uploaded model's start: file or reinitialize.")
+    ] = "file",
     epochs: Annotated[str | None, typer.Option(help="A budget or several: 5 or 5,10.")] = None,
     batch_size: Annotated[str | None, typer.Option(help="32 or 32,128.")] = None,
     seeds: Annotated[str | None, typer.Option(help="0 or 0,1,2.")] = None,
@@ -189,6 +213,8 @@ def submit(
         batch_size=batch_size,
         seeds=seeds,
         name=name,
+        model=model,
+        weights=weights,
     )
     with _client() as client:
         job = client.json("POST", "/jobs", json=body)
@@ -204,7 +230,6 @@ def watch(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
     """Follow a job live: a progress bar per run; ends with the comparison."""
     with _client() as client:
         job = client.json("GET", f"/jobs/{job_id}")
-        kind = next(k for k in client.json("GET", "/kinds") if k["name"] == job["kind"])
         runs = {r["id"]: r for r in job["runs"]}
         status = job["status"]
         unit = job["unit"]
@@ -228,7 +253,7 @@ def watch(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
                     progress.update(
                         tasks[data["run_id"]],
                         completed=data[unit],
-                        metrics=_metrics(data, kind["metrics"]),
+                        metrics=_metrics(data, job["metrics"]),
                     )
                 elif event.event == "run" and data["run_id"] in tasks:
                     why = f": {data['error']}" if data.get("error") else ""
@@ -248,7 +273,7 @@ def _run_title(run: dict[str, Any], status: str) -> str:
 
 
 def _metrics(data: dict[str, Any], metrics: list[str]) -> str:
-    """The record's headline metrics: the kind lists them, most telling first."""
+    """The record's headline metrics: the job lists them, most telling first."""
     shown = [f"{m} {data[m]:.4g}" for m in metrics if isinstance(data.get(m), int | float)]
     return "  ".join(shown[:3])
 
@@ -269,15 +294,19 @@ def _print_comparison(answer: dict[str, Any]) -> None:
 @app.command()
 def compare(
     job_id: Annotated[str, typer.Argument(help="The job's id.")],
-    metric: Annotated[str, typer.Option(help="val_accuracy, val_loss, accuracy, loss.")] = (
-        "val_accuracy"
-    ),
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            help="val_accuracy, val_loss, accuracy, loss (a regression: val_mae, val_rmse, ...); "
+            "default: the job's headline metric."
+        ),
+    ] = None,
     epochs: Annotated[str | None, typer.Option(help="Read at these budgets: 5 or 5,10.")] = None,
     target: Annotated[float | None, typer.Option(help="Time to reach this value.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
 ) -> None:
     """The job's comparison as a table: arms ranked over seeds, tied arms grouped."""
-    params: dict[str, Any] = {"metric": metric}
+    params: dict[str, Any] = {} if metric is None else {"metric": metric}
     if epochs:
         params["epochs"] = _ints(epochs, "epochs")
     if target is not None:
@@ -331,6 +360,105 @@ def cancel(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None
     with _client() as client:
         job = client.json("POST", f"/jobs/{job_id}/cancel")
     out.print(f"job {job['id']} {job['status']} (cancel requested)")
+
+
+datasets = typer.Typer(help="Datasets of your own (.npz or .csv).", no_args_is_help=True)
+app.add_typer(datasets, name="datasets")
+models = typer.Typer(help="Keras models of your own (.keras).", no_args_is_help=True)
+app.add_typer(models, name="models")
+
+
+def _upload(path: Path, endpoint: str, form: dict[str, str]) -> dict[str, Any]:
+    if not path.is_file():
+        raise typer.BadParameter(f"{path} is not a file")
+    with _client() as client, path.open("rb") as file:
+        response = client.request(
+            "POST", endpoint, files={"file": (path.name, file)}, data=form, timeout=600
+        )
+    answer: dict[str, Any] = response.json()
+    answer["_new"] = response.status_code == 201
+    return answer
+
+
+@datasets.command("upload")
+def datasets_upload(
+    file: Annotated[Path, typer.Argument(help="An .npz (x_train, y_train, ...) or a .csv.")],
+    label: Annotated[str | None, typer.Option(help="A CSV's label column (default: last).")] = None,
+    name: Annotated[str | None, typer.Option(help="A name (default: the file's).")] = None,
+) -> None:
+    """Upload a dataset; a job trains on it as "dataset": {"id": "<id>"}."""
+    form = {k: v for k, v in (("label", label), ("name", name)) if v is not None}
+    found = _upload(file, "/datasets", form)
+    splits = ", ".join(f"{n} {s}" for s, n in found["splits"].items())
+    state_word = "uploaded" if found["_new"] else "already uploaded"
+    out.print(
+        f"{state_word} dataset {found['id']}: {found['task']}, {found['classes']} classes, "
+        f"inputs {found['input_shape']}, {splits}"
+    )
+
+
+@datasets.command("list")
+def datasets_list() -> None:
+    """The built-in datasets and yours."""
+    with _client() as client:
+        found = client.json("GET", "/datasets")
+    table = Table(title="datasets")
+    for column in ("id", "name", "inputs", "classes", "train", "test", "note"):
+        table.add_column(column)
+    for d in found:
+        table.add_row(
+            d["id"] or "-",
+            d["name"],
+            str(d["input_shape"] or "-"),
+            str(d["classes"] or "-"),
+            str(d["train_examples"] or "-"),
+            str(d.get("test_examples") or "split"),
+            d["note"],
+        )
+    out.print(table)
+
+
+@models.command("upload")
+def models_upload(
+    file: Annotated[Path, typer.Argument(help="A Keras 3 .keras file.")],
+    name: Annotated[str | None, typer.Option(help="A name (default: the file's).")] = None,
+) -> None:
+    """Upload a Keras model; a job trains it as "model": {"id": "<id>", "weights": "file"}."""
+    found = _upload(file, "/models", {"name": name} if name else {})
+    state_word = "uploaded" if found["_new"] else "already uploaded"
+    out.print(
+        f"{state_word} model {found['id']}: inputs {found['input_shape']}, "
+        f"{found['outputs']} outputs, {found['parameters']:,} parameters"
+    )
+
+
+@models.command("list")
+def models_list() -> None:
+    """Your uploaded models (the presets are in GET /models)."""
+    with _client() as client:
+        found = client.json("GET", "/models/uploaded")
+    table = Table(title="your models")
+    for column in ("id", "name", "inputs", "outputs", "parameters"):
+        table.add_column(column)
+    for m in found:
+        table.add_row(
+            m["id"], m["name"], str(m["input_shape"]), str(m["outputs"]), f"{m['parameters']:,}"
+        )
+    out.print(table)
+
+
+@app.command()
+def download(
+    run_id: Annotated[str, typer.Argument(help="A finished run's id.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to save it.")] = Path(
+        "model.keras"
+    ),
+) -> None:
+    """Save a finished run's trained model (load it with keras.saving.load_model)."""
+    with _client() as client:
+        response = client.request("GET", f"/runs/{run_id}/model.keras", timeout=600)
+    output.write_bytes(response.content)
+    out.print(f"saved {output} ({len(response.content):,} bytes)")
 
 
 def main() -> None:

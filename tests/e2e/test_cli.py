@@ -96,3 +96,56 @@ def test_errors_are_the_servers_words_not_tracebacks(service: Service, tmp_path:
     assert nowhere.returncode == 2 and "cannot reach the optarena API" in nowhere.stderr
     for result in (bad, unknown, unreadable, nowhere):
         assert "Traceback" not in result.stderr
+
+
+def test_upload_a_dataset_and_a_model_train_them_and_download_the_result(
+    service: Service, tmp_path: Path
+) -> None:
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    np.savez(tmp_path / "mine.npz", x_train=x, y_train=y)
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2)])
+    model.save(tmp_path / "linear.keras")
+
+    refused = optarena(service, "datasets", "upload", str(tmp_path / "broken.npz"))
+    assert refused.returncode == 1 and "error 422" in refused.stderr
+    assert "not an .npz file" in refused.stderr and "Traceback" not in refused.stderr
+    made = optarena(service, "datasets", "upload", str(tmp_path / "mine.npz"), "--name", "mine")
+    assert made.returncode == 0, made.stderr
+    assert "uploaded dataset" in made.stdout and "2 classes" in made.stdout
+    dataset_id = made.stdout.split("dataset ")[1].split(":")[0]
+    again = optarena(service, "datasets", "upload", str(tmp_path / "mine.npz"))
+    assert f"already uploaded dataset {dataset_id}" in again.stdout
+    listed = optarena(service, "datasets", "list")
+    assert dataset_id in listed.stdout and "fashion_mnist" in listed.stdout
+    linear = optarena(service, "models", "upload", str(tmp_path / "linear.keras"))
+    assert linear.returncode == 0 and "2 outputs, 14 parameters" in linear.stdout, linear
+    model_id = linear.stdout.split("model ")[1].split(":")[0]
+
+    submitted = optarena(
+        service,
+        "submit",
+        "--optimizers",
+        "adam",
+        "--dataset",
+        dataset_id,
+        "--model",
+        model_id,
+        "--epochs",
+        "2",
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    done = service.wait(submitted.stdout.strip())
+    assert done["status"] == "succeeded", done
+    [run] = done["runs"]
+    saved = tmp_path / "trained.keras"
+    got = optarena(service, "download", run["id"], "-o", str(saved))
+    assert got.returncode == 0, got.stderr
+    trained = keras.saving.load_model(saved)
+    assert trained.count_params() == 14
+    assert not np.array_equal(trained.get_weights()[0], model.get_weights()[0])

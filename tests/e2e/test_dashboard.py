@@ -99,3 +99,41 @@ def test_cancel_from_the_job_page(service: Service, page: Page) -> None:
     page.click("#cancel")
     expect(page.locator("#job-status")).to_have_text("cancelled", timeout=30_000)
     expect(page.locator("#runs")).to_contain_text("cancelled while running")
+
+
+def test_the_form_picks_an_uploaded_dataset_and_model(
+    service: Service, page: Page, tmp_path: pytest.TempPathFactory
+) -> None:
+    import io
+
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(150, 5)).astype("float32")
+    buffer = io.BytesIO()
+    np.savez(buffer, x_train=x, y_train=(x[:, 1] > 0).astype("int64"))
+    dataset = service.http.post("/datasets", files={"file": ("browser.npz", buffer.getvalue())})
+    assert dataset.status_code in (200, 201), dataset.text
+    path = f"{tmp_path}/browser.keras"
+    keras.Sequential([keras.Input((5,)), keras.layers.Dense(2)]).save(path)
+    with open(path, "rb") as f:
+        model = service.http.post("/models", files={"file": ("browser.keras", f.read())})
+    assert model.status_code in (200, 201), model.text
+
+    sign_in(page, service)
+    page.click("#nav-new")
+    page.select_option("#dataset", f"id:{dataset.json()['id']}")
+    page.select_option("#model", model.json()["id"])
+    page.select_option("#weights", "reinitialize")
+    page.fill("#name", "uploads from the browser")
+    page.fill("#epochs", "2")
+    page.click("#submit")
+    page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]+$"))
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=300_000)
+    table = page.locator("#comparison-table")
+    expect(table).to_contain_text("test_accuracy at budget (held out)")
+    job_id = page.url.rsplit("/", 1)[1]
+    spec = service.http.get(f"/jobs/{job_id}").json()["spec"]
+    assert spec["dataset"]["id"] == dataset.json()["id"]
+    assert spec["model"] == {"id": model.json()["id"], "weights": "reinitialize"}
