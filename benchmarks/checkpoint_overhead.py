@@ -16,9 +16,9 @@ from worker.backend import configure_backend
 
 configure_backend("tensorflow", True)
 
+from core.artifacts import ArtifactStore, checkpoint_key  # noqa: E402
 from core.kinds.train.spec import TrainSpec  # noqa: E402
 from worker.runs import RunHooks  # noqa: E402
-from worker.training.checkpoints import checkpoint_path  # noqa: E402
 from worker.training.run import TrainingPlan, train  # noqa: E402
 
 EPOCHS = 6
@@ -40,7 +40,8 @@ def epoch_seconds(model: dict[str, object], checkpoints: Path | None) -> tuple[f
         epochs=EPOCHS,
         seed=0,
         evaluate_initial=False,
-        checkpoint_dir=checkpoints,
+        store=ArtifactStore(str(checkpoints)) if checkpoints else None,
+        keep_trained_model=False,
     )
     ends: list[float] = []
     hooks = RunHooks(
@@ -53,7 +54,7 @@ def epoch_seconds(model: dict[str, object], checkpoints: Path | None) -> tuple[f
     # Epoch n's time runs from the end of epoch n-1's record to the end of epoch n's, so it
     # includes the checkpoint written after epoch n-1; the first epoch (tracing) is left out.
     per_epoch = [b - a for a, b in itertools.pairwise(ends[1:])]
-    size = checkpoint_path(checkpoints, plan.run_id).stat().st_size if checkpoints else 0
+    size = (checkpoints / checkpoint_key(plan.run_id)).stat().st_size if checkpoints else 0
     return statistics.median(per_epoch), size
 
 
