@@ -62,7 +62,9 @@ def bare(cache: Path) -> tuple[float, float]:
 
 
 def optarena(cache: Path, store: Path) -> tuple[float, float]:
-    """The worker's training of the same job: seconds of the whole run, test accuracy."""
+    """The worker's training of the same job: seconds of the whole run (reading the data, the
+    epoch-0 evaluation, checkpoints, the test set and saving the model included), test
+    accuracy."""
     spec = TrainSpec.model_validate(JOB)
     plan = TrainingPlan(
         run_id=uuid.uuid4(),
@@ -93,11 +95,10 @@ def main() -> None:
         f"Fashion-MNIST, Flatten-Dense(128, relu)-Dense(10), Adam, batch {BATCH}, {EPOCHS} epochs"
     )
     print(f"60,000 training images, tested on the official 10,000; seed {SEED}")
-    print(f"{'':<44}{'seconds':>10}{'test accuracy':>16}")
-    print(f"{'bare model.fit (the tutorial)':<44}{bare_seconds:>10.1f}{bare_accuracy:>16.4f}")
+    print(f"{'':<52}{'seconds':>10}{'test accuracy':>16}")
+    print(f"{'bare model.fit (the tutorial)':<52}{bare_seconds:>10.1f}{bare_accuracy:>16.4f}")
     print(
-        f"{'optarena worker (defaults: epoch 0, checkpoints)':<44}{ours_seconds:>10.1f}"
-        f"{ours_accuracy:>16.4f}"
+        f"{'optarena worker (whole run, defaults)':<52}{ours_seconds:>10.1f}{ours_accuracy:>16.4f}"
     )
     print(f"ratio {ours_seconds / bare_seconds:.2f}x; TensorFlow's tutorial reports about 0.88")
 
