@@ -116,13 +116,22 @@ def _npy_chunks(member: IO[bytes], name: str) -> tuple[tuple[int, ...], np.dtype
     return tuple(shape), dtype, chunks()
 
 
-def check_npz(source: IO[bytes], *, task: Task | None = None) -> DatasetFacts:
-    """An `.npz` with x_train, y_train and optionally x_val, y_val, x_test, y_test."""
+def check_npz(
+    source: IO[bytes], *, task: Task | None = None, max_expanded: int | None = None
+) -> DatasetFacts:
+    """An `.npz` with x_train, y_train and optionally x_val, y_val, x_test, y_test; a
+    compressed one may expand to at most `max_expanded` bytes."""
     try:
         archive = zipfile.ZipFile(source)
     except zipfile.BadZipFile as error:
         raise BadUpload("not an .npz file (it is not a zip archive of .npy arrays)") from error
     with archive:
+        expanded = sum(i.file_size for i in archive.infolist())
+        if max_expanded is not None and expanded > max_expanded:
+            raise BadUpload(
+                f"the arrays expand to {expanded} bytes, over the limit of {max_expanded} "
+                "(ten times OPTARENA_MAX_UPLOAD_BYTES)"
+            )
         names = {i.filename.removesuffix(".npy"): i for i in archive.infolist()}
         unknown = sorted(set(names) - set(ARRAYS))
         if unknown:
@@ -138,26 +147,23 @@ def check_npz(source: IO[bytes], *, task: Task | None = None) -> DatasetFacts:
                 raise BadUpload(f"x_{split} and y_{split} come together; one is missing")
         shapes: dict[str, tuple[int, ...]] = {}
         labels: dict[str, _Column] = {}
-        label_kinds: set[str] = set()
         for key in ARRAYS:
             if key not in names:
                 continue
             with archive.open(names[key]) as member:
-                shape, dtype, chunks = _npy_chunks(member, key)
+                shape, _, chunks = _npy_chunks(member, key)
                 column = _Column(key)
                 for values in chunks:
                     column.add(values)
             shapes[key] = shape
             if key.startswith("y_"):
                 labels[key] = column
-                label_kinds.add(dtype.kind)
-    return _facts_of_arrays(shapes, labels, label_kinds, task)
+    return _facts_of_arrays(shapes, labels, task)
 
 
 def _facts_of_arrays(
     shapes: dict[str, tuple[int, ...]],
     labels: dict[str, "_Column"],
-    label_kinds: set[str],
     task: Task | None,
 ) -> DatasetFacts:
     splits: dict[str, int] = {}
@@ -182,7 +188,7 @@ def _facts_of_arrays(
                 f"x_{split} examples have shape {list(x[1:])}, x_train's {list(input_shape)}"
             )
         splits[split] = x[0]
-    integral = all(c.integral for c in labels.values()) and label_kinds <= {"b", "i", "u"}
+    integral = all(c.integral for c in labels.values())
     chosen: Task = task or ("classification" if integral else "regression")
     classes = None
     if chosen == "classification":

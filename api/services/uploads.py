@@ -126,7 +126,7 @@ def add_dataset(
     if fmt == "npz":
         if label is not None:
             raise BadUpload("label names a CSV's label column; an .npz has y_train instead")
-        facts = check_npz(incoming.file, task=task)
+        facts = check_npz(incoming.file, task=task, max_expanded=10 * settings.max_upload_bytes)
     else:
         facts = check_csv(incoming.file, label=label, task=task)
     upload, created = _keep(

@@ -160,6 +160,17 @@ def test_every_bad_dataset_is_refused_with_its_reason_and_leaves_nothing(
     assert [d for d in api.get("/datasets").json() if d["id"]] == []
 
 
+def test_a_compressed_npz_may_not_expand_past_ten_times_the_limit(
+    api: TestClient, store: ArtifactStore
+) -> None:
+    out = io.BytesIO()
+    np.savez_compressed(out, x_train=np.zeros((100_000, 6), "float32"), y_train=np.zeros(100_000))
+    assert len(out.getvalue()) < 200_000
+    answer = upload(api, "/datasets", "bomb.npz", out.getvalue())
+    assert answer.status_code == 422 and "expand to" in answer.json()["detail"]
+    assert stored(store) == []
+
+
 def test_an_upload_over_the_limit_is_413_and_leaves_nothing(
     api: TestClient, store: ArtifactStore
 ) -> None:
