@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from api.schemas import ErrorOut
+from core.artifacts import ArtifactStore, open_store
 from core.db import discard_after_commit, run_after_commit
 from core.settings import Settings
 from core.stream import MetricsStream
@@ -33,6 +34,11 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_store(request: Request) -> ArtifactStore:
+    """The artifact store the settings name: uploads, checkpoints, trained models."""
+    return open_store(request.app.state.settings)
+
+
 def get_stream(request: Request) -> MetricsStream:
     stream: MetricsStream = request.app.state.stream
     return stream
@@ -43,6 +49,7 @@ def get_stream(request: Request) -> MetricsStream:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StreamDep = Annotated[MetricsStream, Depends(get_stream)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 
 # The errors every authenticated endpoint can answer, for the OpenAPI document.
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -4,24 +4,18 @@
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
 from api.auth import PrincipalDep, require_principal
-from api.deps import ERRORS, SessionDep, SettingsDep
+from api.deps import ERRORS, SessionDep, SettingsDep, StoreDep
 from api.schemas import ErrorOut, UploadedDatasetOut, UploadedModelOut
 from api.services import uploads
-from core.artifacts import ArtifactStore, open_store
 from core.contract import TEXT_PATTERN
 
 router = APIRouter(tags=["uploads"], dependencies=[Depends(require_principal)], responses=ERRORS)
 
 
-def get_store(request: Request) -> ArtifactStore:
-    return open_store(request.app.state.settings)
-
-
-StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 Name = Annotated[
     str | None,
     Form(

@@ -42,7 +42,7 @@ from tests.service.test_api import record, store, submit, worker_context
 
 pytestmark = pytest.mark.fuzz
 
-EXAMPLES = 200  # per operation at most: over 2,000 generated requests in all
+EXAMPLES = 140  # per operation at most: over 2,000 generated requests in all
 MAX_RUNS = 64  # the rig's OPTARENA_MAX_RUNS_PER_JOB (the default)
 
 
