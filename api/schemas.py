@@ -131,62 +131,49 @@ class DatasetOut(BaseModel):
     note: str
 
 
-class UploadedDatasetOut(BaseModel):
+class UploadOut(BaseModel):
+    """What every upload has: its id, its name and its bytes' size and SHA-256."""
+
     id: uuid.UUID
     name: str
     sha256: str
     bytes: int
+    created_at: datetime
+
+    @staticmethod
+    def common(upload: Any) -> dict[str, Any]:
+        return {k: getattr(upload, k) for k in ("id", "name", "sha256", "bytes", "created_at")}
+
+
+class UploadedDatasetOut(UploadOut):
     task: Literal["classification", "regression"]
     input_shape: list[int]
     classes: int | None
     splits: dict[str, int] = Field(description="Examples per split: train, val and test.")
     format: Literal["npz", "csv"]
     label: str | None = Field(description="A CSV's label column.")
-    created_at: datetime
 
     @classmethod
     def of(cls, upload: Any) -> "UploadedDatasetOut":
         meta = upload.meta
         return cls(
-            id=upload.id,
-            name=upload.name,
-            sha256=upload.sha256,
-            bytes=upload.bytes,
-            task=meta["task"],
-            input_shape=meta["input_shape"],
-            classes=meta["classes"],
-            splits=meta["splits"],
-            format=meta["format"],
+            **cls.common(upload),
+            **{k: meta[k] for k in ("task", "input_shape", "classes", "splits", "format")},
             label=meta.get("label"),
-            created_at=upload.created_at,
         )
 
 
-class UploadedModelOut(BaseModel):
-    id: uuid.UUID
-    name: str
-    sha256: str
-    bytes: int
+class UploadedModelOut(UploadOut):
     input_shape: list[int | None]
     outputs: int
     output_activation: str = Field(description="softmax outputs are trained as probabilities.")
     parameters: int
-    created_at: datetime
 
     @classmethod
     def of(cls, upload: Any) -> "UploadedModelOut":
         meta = upload.meta
-        return cls(
-            id=upload.id,
-            name=upload.name,
-            sha256=upload.sha256,
-            bytes=upload.bytes,
-            input_shape=meta["input_shape"],
-            outputs=meta["outputs"],
-            output_activation=meta["output_activation"],
-            parameters=meta["parameters"],
-            created_at=upload.created_at,
-        )
+        facts = ("input_shape", "outputs", "output_activation", "parameters")
+        return cls(**cls.common(upload), **{k: meta[k] for k in facts})
 
 
 class ModelPresetOut(BaseModel):

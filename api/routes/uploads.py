@@ -104,10 +104,7 @@ def get_dataset(
 @router.delete(
     "/datasets/{dataset_id}",
     status_code=204,
-    responses={
-        **NOT_FOUND,
-        409: {"model": ErrorOut, "description": "Queued or running jobs use it; named."},
-    },
+    responses={**NOT_FOUND, **IN_USE},
 )
 def delete_dataset(
     dataset_id: uuid.UUID, session: SessionDep, store: StoreDep, principal: PrincipalDep
@@ -153,10 +150,7 @@ def get_model(
 @router.delete(
     "/models/{model_id}",
     status_code=204,
-    responses={
-        **NOT_FOUND,
-        409: {"model": ErrorOut, "description": "Queued or running jobs use it; named."},
-    },
+    responses={**NOT_FOUND, **IN_USE},
 )
 def delete_model(
     model_id: uuid.UUID, session: SessionDep, store: StoreDep, principal: PrincipalDep
