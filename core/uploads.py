@@ -3,10 +3,12 @@ Keras models (`.keras`) read as JSON. Nothing here imports Keras or unpickles an
 that fails a check is refused with the reason, and nothing of it is kept.
 """
 
+import codecs
 import csv
 import io
 import json
 import math
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -291,26 +293,17 @@ def dataset_format(filename: str | None, head: bytes) -> Literal["npz", "csv"]:
     if (filename or "").lower().endswith(".npz"):
         raise BadUpload("not an .npz file (it is not a zip archive of .npy arrays)")
     try:
-        head.decode("utf-8")
+        # Incremental: the head may end inside a character.
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
-        if len(head) < 4 or not _partial_utf8(head):
-            raise BadUpload(
-                f"{filename or 'the file'} is neither an .npz (a zip archive) nor a .csv (text)"
-            ) from None
-    if b"\x00" in head:
-        raise BadUpload(f"{filename or 'the file'} is neither an .npz nor a .csv (text)")
+        binary = True
+    else:
+        binary = b"\x00" in head
+    if binary:
+        raise BadUpload(
+            f"{filename or 'the file'} is neither an .npz (a zip archive) nor a .csv (text)"
+        )
     return "csv"
-
-
-def _partial_utf8(head: bytes) -> bool:
-    """Whether `head` is UTF-8 cut inside a character at its end."""
-    for cut in (1, 2, 3):
-        try:
-            head[:-cut].decode("utf-8")
-            return True
-        except UnicodeDecodeError:
-            continue
-    return False
 
 
 # ---------------------------------------------------------------- .keras models
@@ -485,9 +478,7 @@ def _first_history(node: Any) -> str | None:
 
 def _parameters(archive: zipfile.ZipFile) -> int:
     """The number of weights in model.weights.h5 (read with h5py: data only, no code)."""
-    import tempfile
-
-    import h5py
+    import h5py  # only when a model is uploaded: the API starts without it
 
     with tempfile.NamedTemporaryFile(suffix=".h5") as local:
         with archive.open("model.weights.h5") as member:
