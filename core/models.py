@@ -51,10 +51,20 @@ class RunStatus(enum.StrEnum):
     DIVERGED = "diverged"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # Waiting at a position for a decision about its group (a tuning job's pruning rung).
+    PAUSED = "paused"
+    # Stopped by such a decision: its group's better members went on.
+    PRUNED = "pruned"
 
 
 FINISHED_RUN = frozenset(
-    {RunStatus.SUCCEEDED, RunStatus.DIVERGED, RunStatus.FAILED, RunStatus.CANCELLED}
+    {
+        RunStatus.SUCCEEDED,
+        RunStatus.DIVERGED,
+        RunStatus.FAILED,
+        RunStatus.CANCELLED,
+        RunStatus.PRUNED,
+    }
 )
 FINISHED_JOB = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
@@ -112,6 +122,14 @@ class Run(Base):
     batch_size: Mapped[int | None] = mapped_column(Integer)
     # How far the run goes, in its kind's unit: epochs for training, steps for a race.
     budget: Mapped[int] = mapped_column(Integer)
+    # A tuning job's phase (1: search, 2: the chosen configurations on fresh seeds) and the
+    # trial (configuration) of the search; empty for kinds without phases.
+    phase: Mapped[int | None] = mapped_column(Integer)
+    trial: Mapped[int | None] = mapped_column(Integer)
+    # Where a paused run waits for its group's decision, and the last such position it was
+    # cleared past (a resumed run does not wait there again).
+    waiting_at: Mapped[int | None] = mapped_column(Integer)
+    cleared_at: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[RunStatus] = mapped_column(
         Enum(RunStatus, name="run_status", values_callable=lambda e: [m.value for m in e]),
         default=RunStatus.QUEUED,

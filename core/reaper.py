@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import progress
 from core.artifacts import ArtifactStore, trained_model_key
 from core.db import transaction
 from core.models import Run, RunStatus
 from core.outbox import OutboxRepository
-from core.repositories import JobRepository, RunRepository, tries
+from core.repositories import RunRepository, tries
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def reap(
                     "%d queued runs had no message for %ss; sent again", len(lost), resend_after
                 )
         for job_id in jobs:
-            JobRepository(session).settle(job_id)
+            progress.settle(session, job_id, queue=queue)
     return reaped
 
 

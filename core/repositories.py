@@ -25,6 +25,8 @@ from core.outbox import OutboxRepository
 from core.records import Record, Sequenced
 from core.runs import RunPlan
 
+UNFINISHED_RUN = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED)
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -74,10 +76,15 @@ class JobRepository:
         )
         self.session.add(job)
         self.session.flush()
+        self.add_runs(job.id, runs, queue=queue)
+        return job
+
+    def add_runs(self, job_id: uuid.UUID, runs: Sequence[RunPlan], *, queue: str) -> list[Run]:
+        """Queued runs of the job, each with its message in the outbox."""
         rows = [
             Run(
                 id=uuid.uuid4(),
-                job_id=job.id,
+                job_id=job_id,
                 index=r.index,
                 arm=r.arm,
                 label=r.label,
@@ -85,6 +92,8 @@ class JobRepository:
                 seed=r.seed,
                 batch_size=r.batch_size,
                 budget=r.budget,
+                phase=r.phase,
+                trial=r.trial,
                 status=RunStatus.QUEUED,
             )
             for r in runs
@@ -92,7 +101,7 @@ class JobRepository:
         self.session.add_all(rows)
         self.session.flush()
         OutboxRepository(self.session).add_runs([row.id for row in rows], queue=queue)
-        return job
+        return rows
 
     def get(self, job_id: uuid.UUID, *, lock: bool = False) -> Job | None:
         query = select(Job).where(Job.id == job_id)
@@ -144,19 +153,19 @@ class JobRepository:
                 select(func.count())
                 .select_from(Run)
                 .join(Job, Job.id == Run.job_id)
-                .where(Job.owner == owner, Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
+                .where(Job.owner == owner, Run.status.in_(UNFINISHED_RUN))
             )
             or 0
         )
 
     def request_cancel(self, job: Job) -> list[uuid.UUID]:
-        """Mark the job cancelled-on-request and cancel its queued runs; their ids."""
+        """Mark the job cancelled-on-request and cancel its queued and paused runs; their ids."""
         now = _now()
         if job.cancel_requested_at is None:
             job.cancel_requested_at = now
         cancelled = self.session.scalars(
             update(Run)
-            .where(Run.job_id == job.id, Run.status == RunStatus.QUEUED)
+            .where(Run.job_id == job.id, Run.status.in_([RunStatus.QUEUED, RunStatus.PAUSED]))
             .values(
                 status=RunStatus.CANCELLED, finished_at=now, error="cancelled before it started"
             )
@@ -208,8 +217,14 @@ class RunRepository:
         return self.session.get(Run, run_id)
 
     def for_job(self, job_id: uuid.UUID) -> list[Run]:
+        """The job's runs as stored now (objects this session holds are refreshed)."""
         return list(
-            self.session.scalars(select(Run).where(Run.job_id == job_id).order_by(Run.index))
+            self.session.scalars(
+                select(Run)
+                .where(Run.job_id == job_id)
+                .order_by(Run.index)
+                .execution_options(populate_existing=True)
+            )
         )
 
     def states(self, job_id: uuid.UUID) -> list[tuple[uuid.UUID, int, RunStatus, str | None]]:
@@ -296,6 +311,45 @@ class RunRepository:
             return False
         OutboxRepository(self.session).add_runs([run_id], queue=queue)
         return True
+
+    def pause(self, run_id: uuid.UUID, *, attempt: int, at: int) -> bool:
+        """The run waits at position `at` for its group's decision (no message: the decision
+        queues it again, or prunes it). Whether this attempt still held it."""
+        paused = self.session.scalar(
+            update(Run)
+            .where(Run.id == run_id, Run.attempt == attempt, Run.status == RunStatus.RUNNING)
+            .values(status=RunStatus.PAUSED, waiting_at=at, heartbeat_at=None, error=None)
+            .returning(Run.id)
+        )
+        return paused is not None
+
+    def resume(self, run_ids: Sequence[uuid.UUID], *, queue: str) -> list[uuid.UUID]:
+        """Paused runs cleared past where they wait, queued again with their messages."""
+        resumed = list(
+            self.session.scalars(
+                update(Run)
+                .where(Run.id.in_(run_ids), Run.status == RunStatus.PAUSED)
+                .values(status=RunStatus.QUEUED, cleared_at=Run.waiting_at, waiting_at=None)
+                .returning(Run.id)
+            )
+        )
+        OutboxRepository(self.session).add_runs(resumed, queue=queue)
+        return resumed
+
+    def prune(self, run_id: uuid.UUID, *, reason: str, summary: dict[str, Any]) -> bool:
+        """A paused run ended by its group's decision."""
+        pruned = self.session.scalar(
+            update(Run)
+            .where(Run.id == run_id, Run.status == RunStatus.PAUSED)
+            .values(
+                status=RunStatus.PRUNED,
+                error=reason,
+                summary=summary,
+                finished_at=_now(),
+            )
+            .returning(Run.id)
+        )
+        return pruned is not None
 
     def stale(self, *, stale_after: float, limit: int = 100) -> list[Run]:
         """Running runs whose heartbeat is older than `stale_after` s, locked (others skip)."""

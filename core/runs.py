@@ -22,6 +22,8 @@ class RunPlan:
     budget: int
     seed: int | None = None
     batch_size: int | None = None
+    phase: int | None = None
+    trial: int | None = None
 
 
 class RunInfo(BaseModel):
@@ -37,6 +39,20 @@ class RunInfo(BaseModel):
     seed: int | None
     batch_size: int | None
     budget: int = Field(description="Epochs or steps (the job's unit) the run goes to.")
+    phase: int | None = Field(
+        default=None,
+        description="A tuning job's phase: 1 searches on the tuning seeds, 2 trains the chosen "
+        "configurations on the final seeds.",
+    )
+    trial: int | None = Field(
+        default=None, description="A tuning job's trial: which configuration of the search."
+    )
+    waiting_at: int | None = Field(
+        default=None, description="A paused run: the epoch where it waits for its group."
+    )
+    cleared_at: int | None = Field(
+        default=None, description="The last pruning rung the run was cleared past."
+    )
     status: RunStatus
     attempt: int = Field(description="Times a worker took the run (a crash and resume adds one).")
     handbacks: int = Field(description="Of those, tries handed back cleanly on shutdown.")

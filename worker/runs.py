@@ -50,7 +50,8 @@ class RunContext:
     uploads: Mapping[Any, Stored] = field(default_factory=dict)
 
 
-Status = Literal["succeeded", "diverged", "cancelled", "handed_back"]
+# paused: checkpointed at a position where its group decides (a tuning job's rung).
+Status = Literal["succeeded", "diverged", "cancelled", "handed_back", "paused"]
 
 
 @dataclass

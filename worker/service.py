@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
 from tenacity.wait import wait_random_exponential
 
+from core import progress
 from core.artifacts import checkpoint_key, open_store
 from core.db import transaction
 from core.kinds import parse_job
@@ -42,6 +43,7 @@ from worker.shutdown import hand_back_requested, process_alive
 log = logging.getLogger(__name__)
 
 HANDED_BACK = "handed_back"
+PAUSED = "paused"
 T = TypeVar("T")
 
 
@@ -162,7 +164,7 @@ def _claim(session: Session, run_id: uuid.UUID, ctx: WorkerContext) -> Claimed |
     if tries(run) > ctx.settings.max_attempts:
         reason = gave_up_reason(run, ctx.settings.max_attempts, died=tries(run) - 1)
         runs.finish(run_id, status=RunStatus.FAILED, error=reason)
-        jobs.settle(job_id)
+        progress.settle(session, job_id, queue=ctx.settings.task_queue)
         log.warning("run %s failed: %s", run_id, reason)
         return RunStatus.FAILED.value
     if run.attempt > 1:
@@ -216,10 +218,10 @@ def _run(claimed: Claimed, ctx: WorkerContext, heart: Heartbeat) -> str:
         )
         outcome = run_function(claimed.spec.kind)(context)
     except RunFailed as error:
-        return _fail(run_id, attempt, str(error), ctx)
+        return _fail(run_id, job_id, attempt, str(error), ctx)
     except Exception as error:
         log.error("run %s failed:\n%s", run_id, traceback.format_exc())
-        return _fail(run_id, attempt, f"{type(error).__name__}: {error}", ctx)
+        return _fail(run_id, job_id, attempt, f"{type(error).__name__}: {error}", ctx)
     if heart.lost:
         return "superseded"  # another attempt holds the run now; it records the outcome
     if outcome.status == HANDED_BACK:
@@ -231,18 +233,32 @@ def _run(claimed: Claimed, ctx: WorkerContext, heart: Heartbeat) -> str:
         )
         log.warning("run %s handed back after %d", run_id, outcome.completed)
         return HANDED_BACK if handed else "superseded"
-    with_retries(
-        ctx,
-        f"finish run {run_id}",
-        lambda s: RunRepository(s).finish(
+    queue = ctx.settings.task_queue
+    if outcome.status == PAUSED:
+
+        def pause(session: Session) -> bool:
+            held = RunRepository(session).pause(run_id, attempt=attempt, at=outcome.completed)
+            if held:  # the decision may be this run's to trigger: same transaction
+                progress.settle(session, job_id, queue=queue)
+            return held
+
+        paused = with_retries(ctx, f"pause run {run_id}", pause)
+        log.info("run %s paused at %d", run_id, outcome.completed)
+        return PAUSED if paused else "superseded"
+
+    def finish(session: Session) -> None:
+        done = RunRepository(session).finish(
             run_id,
             status=RunStatus(outcome.status),
             summary=outcome.summary,
             error=outcome.reason,
             diverged_at=outcome.diverged_at,
             attempt=attempt,
-        ),
-    )
+        )
+        if done:  # what the run's end makes due (a rung, a phase) commits with it
+            progress.settle(session, job_id, queue=queue)
+
+    with_retries(ctx, f"finish run {run_id}", finish)
     _drop_checkpoint(run_id, ctx)
     return outcome.status
 
@@ -276,14 +292,16 @@ def _record_start(run_id: uuid.UUID, sha: str, env: dict[str, Any], ctx: WorkerC
     )
 
 
-def _fail(run_id: uuid.UUID, attempt: int, reason: str, ctx: WorkerContext) -> str:
-    with_retries(
-        ctx,
-        f"fail run {run_id}",
-        lambda s: RunRepository(s).finish(
+def _fail(
+    run_id: uuid.UUID, job_id: uuid.UUID, attempt: int, reason: str, ctx: WorkerContext
+) -> str:
+    def fail(session: Session) -> None:
+        if RunRepository(session).finish(
             run_id, status=RunStatus.FAILED, error=reason, attempt=attempt
-        ),
-    )
+        ):
+            progress.settle(session, job_id, queue=ctx.settings.task_queue)
+
+    with_retries(ctx, f"fail run {run_id}", fail)
     _drop_checkpoint(run_id, ctx)
     return RunStatus.FAILED.value
 
@@ -322,7 +340,7 @@ def cancel_requested(job_id: uuid.UUID, ctx: WorkerContext) -> bool:
 
 def _settle(job_id: uuid.UUID, ctx: WorkerContext) -> None:
     def settle(session: Session) -> bool:
-        job = JobRepository(session).settle(job_id)
+        job = progress.settle(session, job_id, queue=ctx.settings.task_queue)
         return job is not None and job.status in FINISHED_JOB
 
     if with_retries(ctx, f"settle job {job_id}", settle):

@@ -185,3 +185,45 @@ def test_old_epochs_become_records_of_their_kind_and_go_back_on_downgrade() -> N
     finally:
         engine.dispose()
         drop_database(name)
+
+
+BEFORE_TUNING = "20261122_0005"
+
+
+def test_paused_and_pruned_runs_end_cancelled_on_downgrade_and_the_schema_comes_back() -> None:
+    name = "optarena_test_migrate_tuning"
+    url = create_database(name)
+    engine = create_engine(url)
+    try:
+        migrate(url)
+        job = uuid.uuid4()
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (id, name, kind, status, spec) VALUES (:id, 't', 'tune', 'running', '{}')"
+                ),
+                {"id": job},
+            )
+            for index, status in enumerate(("paused", "pruned", "succeeded")):
+                conn.execute(
+                    text(
+                        "INSERT INTO runs (id, job_id, index, arm, label, optimizer, budget, status, "
+                        "phase, trial, waiting_at) VALUES (gen_random_uuid(), :job, :i, 0, 'sgd', "
+                        "'{}', 3, :status, 1, :i, 1)"
+                    ),
+                    {"job": job, "i": index, "status": status},
+                )
+        migrate(url, BEFORE_TUNING, down=True)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT status::text, error FROM runs ORDER BY index")).all()
+            columns = {c["name"] for c in inspect(conn).get_columns("runs")}
+        assert [r[0] for r in rows] == ["cancelled", "cancelled", "succeeded"]
+        assert "(pruned)" in rows[1][1] and rows[2][1] is None
+        assert not {"phase", "trial", "waiting_at", "cleared_at"} & columns
+        migrate(url)
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == []
+    finally:
+        engine.dispose()
+        drop_database(name)

@@ -53,6 +53,11 @@ class TrainingPlan:
     uploads: Mapping[Any, Stored] = field(default_factory=dict)
     task: str = "classification"
     loss: str = "sparse_categorical_crossentropy"
+    # False: the test set is never evaluated (a tuning job's search, which selects).
+    evaluate_test: bool = True
+    # Epochs after which the run pauses (checkpointed) for its group's decision; not part of
+    # the fingerprint: a run cleared past one resumes from the same checkpoint.
+    pause_at: tuple[int, ...] = ()
 
     def fingerprint(self) -> str:
         """Everything that shapes the training, so a checkpoint is only loaded into its own."""
@@ -67,6 +72,7 @@ class TrainingPlan:
                 "seed": self.seed,
                 "evaluate_initial": self.evaluate_initial,
                 "test_epochs": self.test_epochs,
+                "evaluate_test": self.evaluate_test,
                 "task": self.task,
                 "loss": self.loss,
             }
@@ -183,11 +189,14 @@ def train(
             outcome.records = list(resumed.records)
             outcome.completed = outcome.resumed_from = resumed.epoch
     hooks.on_start(initial_sha, describe_environment())
+    if outcome.resumed_from in plan.pause_at and store is not None:
+        outcome.status = "paused"  # stopped there before its group's decision was taken
+        return outcome
 
     n_train = len(data.x_train)
     steps_per_epoch = math.ceil(n_train / plan.batch_size)
 
-    test_at = {*plan.test_epochs, plan.epochs}
+    test_at = {*plan.test_epochs, plan.epochs} if plan.evaluate_test else set()
 
     def report(epoch: int, metrics: dict[str, float], seconds: float) -> None:
         if epoch in test_at and data.x_test is not None:
@@ -234,6 +243,9 @@ def train(
                 records=outcome.records,
                 belongs_to=belongs_to,
             )
+        if epoch + 1 < plan.epochs and store is not None and epoch + 1 in plan.pause_at:
+            outcome.status = "paused"
+            return outcome
         if epoch + 1 < plan.epochs and hooks.hand_back_requested():
             outcome.status = "handed_back"
             return outcome
