@@ -89,3 +89,50 @@ def tie_groups(ordered: Sequence[str], differ: Callable[[str, str], bool]) -> li
         else:
             groups.append(groups[-1])
     return groups
+
+
+def _best_weights(n: int, ks: Sequence[int]) -> np.ndarray:
+    """w[i, j]: the chance that the best of ks[j] draws (with replacement) from n sorted
+    values is the (i+1)-th worst: ((i+1)/n)^k - (i/n)^k."""
+    i = np.arange(1, n + 1, dtype=float)[:, None]
+    k = np.asarray(ks, dtype=float)[None, :]
+    return np.asarray((i / n) ** k - ((i - 1) / n) ** k)
+
+
+def expected_best(
+    values: Sequence[float], ks: Sequence[int], *, higher: bool = True
+) -> list[float]:
+    """The expected best of k configurations drawn with replacement from those tried, for
+    each k: Dodge et al. 2019's expected validation performance. With the N values sorted
+    worst first, E[best of k] = sum_i v_(i) ((i/N)^k - ((i-1)/N)^k)."""
+    ordered = np.sort(np.asarray(values, dtype=float))
+    if not higher:
+        ordered = ordered[::-1]
+    if len(ordered) == 0:
+        return [math.nan for _ in ks]
+    return [float(v) for v in ordered @ _best_weights(len(ordered), ks)]
+
+
+def expected_best_band(
+    values: Sequence[float],
+    ks: Sequence[int],
+    *,
+    higher: bool = True,
+    resamples: int = 1000,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+) -> tuple[list[float], list[float]]:
+    """A percentile bootstrap band of the expected best: the trials resampled with
+    replacement `resamples` times (a fixed seed: the same data give the same band)."""
+    data = np.asarray(values, dtype=float)
+    if len(data) < 2:
+        return [math.nan for _ in ks], [math.nan for _ in ks]
+    rng = np.random.default_rng(seed)
+    samples = np.sort(rng.choice(data, size=(resamples, len(data))), axis=1)
+    if not higher:
+        samples = samples[:, ::-1]
+    curves = samples @ _best_weights(len(data), ks)
+    tail = (1 - confidence) / 2 * 100
+    low = np.percentile(curves, tail, axis=0)
+    high = np.percentile(curves, 100 - tail, axis=0)
+    return [float(v) for v in low], [float(v) for v in high]

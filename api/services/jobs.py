@@ -190,7 +190,17 @@ def compare(
     return kinds.compare(comparand(session, visible(session, job_id, principal), params))
 
 
-RUN_COLUMNS = ("job_id", "run_id", "run_index", "label", "optimizer", "batch_size", "seed")
+RUN_COLUMNS = (
+    "job_id",
+    "run_id",
+    "run_index",
+    "label",
+    "optimizer",
+    "batch_size",
+    "seed",
+    "phase",
+    "trial",
+)
 
 
 def export_csv(session: Session, principal: Principal, job_id: uuid.UUID) -> str:
@@ -214,6 +224,8 @@ def export_csv(session: Session, principal: Principal, job_id: uuid.UUID) -> str
                     run.optimizer["name"],
                     "" if run.batch_size is None else run.batch_size,
                     "" if run.seed is None else run.seed,
+                    "" if run.phase is None else run.phase,
+                    "" if run.trial is None else run.trial,
                     run.status.value,
                     *(
                         "" if v is None else (repr(v) if isinstance(v, float) else v)

@@ -80,6 +80,29 @@ class Comparand:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """A job between its runs' steps, for a kind whose runs wait on each other (a tuning
+    job's rungs and phases): its spec, its runs as they stand, and their records on demand."""
+
+    spec: JobSpec
+    runs: Sequence[RunInfo]
+    records: Callable[[Sequence[Any]], Mapping[Any, list[Any]]]  # run ids -> their records
+
+
+@dataclass
+class Steps:
+    """What a kind decides on progress: paused runs to go on, paused runs to end pruned (why,
+    and their summary), and new runs to queue."""
+
+    resume: list[Any] = field(default_factory=list)
+    prune: dict[Any, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    create: list[RunPlan] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.resume or self.prune or self.create)
+
+
+@dataclass(frozen=True)
 class Drawing:
     spec: JobSpec
     title: str
@@ -123,11 +146,16 @@ class JobKind:
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The plot is a picture of its own worth showing beside the charts (a race's contour).
     picture: bool = False
+    # plot.png?view= values that are pictures of their own, shown beside the charts.
+    views: tuple[str, ...] = ()
     # Runs of several jobs of this kind compared as one (POST /comparisons); None: refused.
     compare_across: Callable[[Sequence[Comparand]], BaseModel] | None = None
     # The metrics one job records, by its stored spec (a regression records no accuracy);
     # None: `metrics`.
     metrics_of: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
+    # Called under the job's row lock whenever one of its runs pauses or ends (and the job is
+    # not being cancelled); None: runs are independent and the job only settles.
+    advance: Callable[[Progress], Steps] | None = None
 
     def job_metrics(self, spec: Mapping[str, Any]) -> tuple[str, ...]:
         return self.metrics if self.metrics_of is None else self.metrics_of(spec)

@@ -163,7 +163,7 @@ def test_export_csv_has_one_row_per_run_and_epoch(
     }
     adam = next(r for r in rows if r["optimizer"] == "adam" and r["seed"] == "1")
     assert float(adam["val_accuracy"]) in (0.8162, 0.9162) and adam["label"] == "adam"
-    assert list(rows[0])[:9] == [
+    assert list(rows[0])[:11] == [
         "job_id",
         "run_id",
         "run_index",
@@ -171,6 +171,8 @@ def test_export_csv_has_one_row_per_run_and_epoch(
         "optimizer",
         "batch_size",
         "seed",
+        "phase",
+        "trial",
         "status",
         "time",
     ]

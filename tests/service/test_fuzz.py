@@ -6,7 +6,8 @@ the schema calls valid must be accepted (positive-data acceptance): the schema t
 What no JSON schema can state is stated in the schema's descriptions and kept out of the
 generated requests here, each by its own rule: a job's model must fit its dataset (and an
 upload it names must exist); its loss, task and target metric must fit the dataset's task;
-a job's runs (optimizers x batch sizes x seeds) are within the service's limit; an
+a job's runs (optimizers x batch sizes x seeds) are within the service's limit; a tuned
+comparison's rules across fields (`tuning_rules_hold`); an
 Idempotency-Key is not reused for another body; and what an uploaded file holds is beyond a
 schema (a positive case sends a sound file; tests/service/test_uploads.py checks what files
 are refused). State the fuzzer cannot know (a job's arms, the metrics its task records,
@@ -33,7 +34,9 @@ from core.architectures import ModelSpec, UploadedModelSpec, check_model_fits
 from core.datasets import DatasetSpec, UploadedDatasetSpec
 from core.db import transaction
 from core.kinds.train.spec import CROSS_ENTROPY, TASK_METRICS
+from core.kinds.tune.search import SearchSpace, grid_levels
 from core.models import RunStatus
+from core.optimizers import SCHEDULE_PARAMS
 from core.repositories import JobRepository, RunRepository
 from core.settings import Settings
 from core.stream import MetricsStream, make_redis
@@ -50,10 +53,82 @@ MODEL: TypeAdapter[Any] = TypeAdapter(ModelSpec)
 DATASET: TypeAdapter[Any] = TypeAdapter(DatasetSpec)
 
 
+def tuning_rules_hold(body: dict[str, Any]) -> bool:
+    """The rules of a tuned comparison that JSON Schema cannot state, each by itself: a
+    range's low < high and distinct choices; an argument searched is not also given; a
+    schedule's argument only of the schedule given (not after Keras 2's decay); equal
+    budgets unless allowed, one number per optimizer; tuning and final seeds disjoint;
+    rungs before the last epoch; a grid the trials fill; selection on validation data."""
+    tuning = body.get("tuning") or {}
+    optimizers = [o if isinstance(o, dict) else {"name": o} for o in body.get("optimizers", [])]
+    for optimizer in optimizers:
+        schedule = optimizer.get("learning_rate")
+        for key, dist in (optimizer.get("search") or {}).items():
+            ((name, values),) = dist.items()
+            if name != "choice" and not values[0] < values[1]:
+                return False
+            if name == "choice" and len({repr(v) for v in values}) < len(values):
+                return False
+            head, _, tail = key.partition(".")
+            if not tail and key in optimizer:
+                return False
+            if head == "learning_rate" and optimizer.get("decay"):
+                return False
+            if tail and not (
+                isinstance(schedule, dict)
+                and tail in SCHEDULE_PARAMS.get(schedule.get("schedule"), {})
+            ):
+                return False
+            if not tail and key == "learning_rate" and isinstance(schedule, dict):
+                return False
+    trials = tuning.get("trials", 16)
+    counts = (
+        trials
+        if isinstance(trials, list)
+        else [trials if o.get("search") else 1 for o in optimizers]
+    )
+    if len(counts) != len(optimizers):
+        return False
+    if len(set(counts)) > 1 and not tuning.get("allow_unequal_budgets"):
+        return False
+    if set(tuning.get("tuning_seeds", [0])) & set(tuning.get("final_seeds", [1, 2, 3, 4, 5])):
+        return False
+    epochs = body.get("epochs", 10)
+    last = max(epochs) if isinstance(epochs, list) else epochs
+    if any(r >= last for r in (tuning.get("prune") or {}).get("rungs", [])):
+        return False
+    if tuning.get("sampler") == "grid":
+        for optimizer, n in zip(optimizers, counts, strict=True):
+            space = TypeAdapter(SearchSpace).validate_python(optimizer.get("search") or {})
+            if isinstance(grid_levels(space, n), str):
+                return False
+    dataset = DATASET.validate_python(body.get("dataset", {"name": "digits"}))
+    select = tuning.get("select_by") or TASK_METRICS[dataset.info().task][0]
+    return (
+        getattr(dataset, "validation_split", 0) > 0
+        and select.startswith("val_")
+        and (select in TASK_METRICS[dataset.info().task])
+    )
+
+
+def tune_total(body: dict[str, Any]) -> int:
+    tuning = body.get("tuning") or {}
+    trials = tuning.get("trials", 16)
+    optimizers = body.get("optimizers") or []
+    counts = trials if isinstance(trials, list) else [trials] * len(optimizers)
+    return sum(counts) * len(tuning.get("tuning_seeds", [0])) + len(optimizers) * len(
+        tuning.get("final_seeds", [1, 2, 3, 4, 5])
+    )
+
+
 def fits(body: Any) -> bool:
     """Whether a generated training job's model fits its dataset (a rule across two fields)."""
-    if not isinstance(body, dict) or "objective" in body or body.get("kind", "train") != "train":
+    if not isinstance(body, dict) or "objective" in body:
         return True
+    kind = body.get("kind", "tune" if "tuning" in body else "train")
+    if kind not in ("train", "tune"):
+        return True
+
     try:
         model = MODEL.validate_python(body.get("model", {"preset": "mlp"}))
         dataset = DATASET.validate_python(body.get("dataset", {"name": "digits"}))
@@ -65,6 +140,8 @@ def fits(body: Any) -> bool:
     # The loss, the task and the target's metric must fit the dataset's task.
     info = dataset.info()
     target = body.get("target") or {}
+    if kind == "tune" and (not tuning_rules_hold(body) or tune_total(body) > MAX_RUNS):
+        return False
     return not (
         body.get("task") not in (None, info.task)
         or (info.task == "regression" and body.get("loss") in CROSS_ENTROPY)

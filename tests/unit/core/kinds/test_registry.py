@@ -43,8 +43,9 @@ def test_parameters_say_which_kinds_read_them_and_each_kind_gets_only_its_own() 
     fields = ComparisonParams.model_fields
     assert "(train jobs)" in (fields["metric"].description or "")
     assert "(race jobs)" in (fields["tolerance"].description or "")
-    assert "jobs)" not in (fields["optimizer"].description or "")  # both read it
-    assert set(PlotParams.model_fields) == {"metric", "x"}
+    assert "(train, race jobs)" in (fields["optimizer"].description or "")  # not tune's
+    assert "(train, tune jobs)" in (fields["test"].description or "")
+    assert set(PlotParams.model_fields) == {"metric", "x", "view"}
     asked = ComparisonParams.model_validate({"tolerance": 0.5, "optimizer": ["adam"]})
     race = params_for("race", KINDS["race"].comparison_params, asked)
     assert race.model_dump() == {"optimizer": ["adam"], "tolerance": 0.5}
