@@ -96,6 +96,11 @@ class KindOut(BaseModel):
     lower_is_better: list[str]
     x_axes: list[str]
     picture: bool = Field(description="plot.png is a picture of its own (a race's contour).")
+    views: list[str] = Field(
+        default_factory=list,
+        description="plot.png?view= values that are pictures of their own (a tuned "
+        "comparison's budget curves and sensitivity).",
+    )
     job_schema: dict[str, Any] = Field(description="The JSON schema of this kind's job.")
     examples: dict[str, Any]
 

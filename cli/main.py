@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
@@ -249,6 +250,14 @@ def watch(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
             }
             for event in client.events(job_id):
                 data = event.data
+                if event.event in ("record", "run") and data.get("run_id") not in tasks:
+                    # a run the job added while it ran (a tuned comparison's final seeds)
+                    for run in client.json("GET", f"/jobs/{job_id}")["runs"]:
+                        if run["id"] not in tasks:
+                            runs[run["id"]] = run
+                            tasks[run["id"]] = progress.add_task(
+                                _run_title(run, run["status"]), total=run["budget"], metrics=""
+                            )
                 if event.event == "record" and data["run_id"] in tasks:
                     progress.update(
                         tasks[data["run_id"]],
@@ -269,7 +278,9 @@ def watch(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
 
 def _run_title(run: dict[str, Any], status: str) -> str:
     seed = "" if run["seed"] is None else f" seed {run['seed']}"
-    return f"{run['label']}{seed} [{status}]"
+    trial = "" if run.get("trial") is None else f" trial {run['trial']}"
+    phase = "" if run.get("phase") is None else f" (phase {run['phase']})"
+    return escape(f"{run['label']}{trial}{seed}{phase} [{status}]")  # not rich markup
 
 
 def _metrics(data: dict[str, Any], metrics: list[str]) -> str:
@@ -289,6 +300,27 @@ def _print_comparison(answer: dict[str, Any]) -> None:
         shown.add_row(*("-" if cell is None else str(cell) for cell in cells))
     out.print(shown)
     out.print(table["note"])
+    if answer.get("kind") == "tune":
+        _print_tuning(answer)
+
+
+def _print_tuning(answer: dict[str, Any]) -> None:
+    """A tuned comparison's search: how much tuning each optimizer needed, and the warnings."""
+    for o in answer["optimizers"]:
+        curve = [p for p in o["budget_curve"] if p["expected"] is not None]
+        if curve:
+            marks = sorted({1, max(1, len(curve) // 4), max(1, len(curve) // 2), len(curve)})
+            shown = ", ".join(
+                f"{p['trials']}: {p['expected']:.4f}" for p in curve if p["trials"] in marks
+            )
+            out.print(f"{o['label']}: expected best {answer['metric']} after k trials: {shown}")
+    spent = answer["spent"]
+    out.print(
+        f"spent: {spent['tuning_epochs']} tuning epochs ({spent['tuning_seconds']:.1f} s), "
+        f"{spent['final_epochs']} final epochs; pruning saved {spent['saved_epochs']} epochs"
+    )
+    for warning in answer["warnings"]:
+        out.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 @app.command()
@@ -327,14 +359,20 @@ def plot(
     ),
     metric: Annotated[str, typer.Option(help="The metric to draw.")] = "val_loss",
     x: Annotated[str, typer.Option(help="epoch, steps, examples or seconds.")] = "epoch",
+    view: Annotated[
+        str | None,
+        typer.Option(help="A tuned comparison's view: budget, sensitivity or curves."),
+    ] = None,
 ) -> None:
-    """Save the learning curves (or a race's contour) as PNG or SVG."""
+    """Save the learning curves (a race's contour, a tuned comparison's views) as PNG or SVG."""
     fmt = output.suffix.lstrip(".").lower()
     if fmt not in ("png", "svg"):
         raise typer.BadParameter("the output must end in .png or .svg")
     with _client() as client:
         response = client.request(
-            "GET", f"/jobs/{job_id}/plot.{fmt}", params={"metric": metric, "x": x}
+            "GET",
+            f"/jobs/{job_id}/plot.{fmt}",
+            params={"metric": metric, "x": x} | ({"view": view} if view else {}),
         )
     output.write_bytes(response.content)
     out.print(f"saved {output}")

@@ -50,6 +50,7 @@ def list_kinds() -> list[KindOut]:
             lower_is_better=sorted(kind.lower_is_better),
             x_axes=list(kind.x_axes),
             picture=kind.picture,
+            views=list(kind.views),
             job_schema=kind.spec.model_json_schema(),
             examples={name: example["value"] for name, example in kind.examples.items()},
         )

@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Iterable
 from typing import Any, Literal
@@ -190,6 +191,7 @@ def compare(
     return kinds.compare(comparand(session, visible(session, job_id, principal), params))
 
 
+DRAWING = threading.Lock()
 RUN_COLUMNS = (
     "job_id",
     "run_id",
@@ -253,16 +255,17 @@ def plot(
 ) -> bytes:
     job = visible(session, job_id, principal)
     found = comparand(session, job, params)
-    return kinds.plot(
-        Drawing(
-            spec=found.spec,
-            title=job.name,
-            runs=found.runs,
-            records=found.records,
-            params=params,
-            fmt=fmt,
+    with DRAWING:  # matplotlib's mathtext parser (log-axis tick labels) is not thread-safe
+        return kinds.plot(
+            Drawing(
+                spec=found.spec,
+                title=job.name,
+                runs=found.runs,
+                records=found.records,
+                params=params,
+                fmt=fmt,
+            )
         )
-    )
 
 
 def cancel(

@@ -4,7 +4,7 @@
 const view = document.getElementById("view");
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
   "#7f7f7f", "#bcbd22", "#17becf"];
-const FINISHED = new Set(["succeeded", "failed", "cancelled", "diverged"]);
+const FINISHED = new Set(["succeeded", "failed", "cancelled", "diverged", "pruned"]);
 let cleanup = () => {};
 
 // What the API offers (kinds of job, optimizers, datasets, model presets), fetched once.
@@ -220,6 +220,7 @@ async function jobPage(jobId) {
       el("a", { href: `/jobs/${jobId}/plot.png`, target: "_blank" }, "plot.png"),
       el("a", { href: `/jobs/${jobId}/export.csv` }, "export.csv")),
     ...(kind.picture ? [el("img", { src: `/jobs/${jobId}/plot.png`, id: "picture", style: "max-width:600px" })] : []),
+    ...(kind.views || []).map((v) => el("img", { src: `/jobs/${jobId}/plot.png?view=${v}`, class: "view", "data-view": v, style: "max-width:600px" })),
     charts, el("h3", {}, "Comparison"), comparison, el("h3", {}, "Runs"), runTable);
   if (FINISHED.has(job.status)) cancelButton.disabled = true;
 
@@ -250,10 +251,14 @@ async function jobPage(jobId) {
   const schedule = () => { if (!pending) { pending = true; requestAnimationFrame(draw); } };
 
   function drawRuns() {
-    runTable.replaceChildren(el("tr", {}, ["#", "run", "seed", "batch", "status", "reason"].map((h) => el("th", {}, h))));
+    const phased = [...runs.values()].some((r) => r.phase !== null && r.phase !== undefined);
+    const heads = ["#", "run", ...(phased ? ["phase", "trial"] : []), "seed", "batch", "status", "reason"];
+    runTable.replaceChildren(el("tr", {}, heads.map((h) => el("th", {}, h))));
     for (const run of runs.values()) {
       runTable.append(el("tr", {},
-        el("td", {}, run.index), el("td", {}, run.label), el("td", {}, run.seed ?? "–"),
+        el("td", {}, run.index), el("td", {}, run.label),
+        ...(phased ? [el("td", {}, run.phase ?? "–"), el("td", {}, run.trial ?? "–")] : []),
+        el("td", {}, run.seed ?? "–"),
         el("td", {}, run.batch_size ?? "–"),
         el("td", { class: `status-${run.status}` }, run.status), el("td", {}, run.error || "")));
     }
@@ -262,7 +267,10 @@ async function jobPage(jobId) {
   async function loadComparison() {
     try {
       const answer = await api("GET", `/jobs/${jobId}/comparison`);
-      comparison.replaceChildren(comparisonTable(answer.table));
+      comparison.replaceChildren(comparisonTable(answer.table), ...(answer.kind === "tune" ? tuning(answer) : []));
+      for (const img of document.querySelectorAll("img.view")) {
+        img.src = `/jobs/${jobId}/plot.png?view=${img.dataset.view}&t=${Date.now()}`;
+      }
     } catch (error) {
       comparison.replaceChildren(el("p", { class: "error" }, error.message));
     }
@@ -282,13 +290,27 @@ async function jobPage(jobId) {
   draw();
   loadComparison();
   const source = new EventSource(`/jobs/${jobId}/events`);
-  source.addEventListener("record", (e) => {
+  // Runs a job adds while it runs (a tuned comparison's final seeds): read the job again.
+  let refreshing = null;
+  function learnRuns() {
+    refreshing ??= api("GET", `/jobs/${jobId}`).then((fresh) => {
+      for (const r of fresh.runs) {
+        if (!runs.has(r.id)) { runs.set(r.id, { ...r }); records.set(r.id, []); }
+        if (!arms.includes(r.label)) arms.push(r.label);
+      }
+      drawRuns();
+    }).finally(() => { refreshing = null; });
+    return refreshing;
+  }
+  source.addEventListener("record", async (e) => {
     const r = JSON.parse(e.data);
+    if (!records.has(r.run_id)) await learnRuns();
     if (records.has(r.run_id)) records.get(r.run_id).push(r);
     schedule();
   });
-  source.addEventListener("run", (e) => {
+  source.addEventListener("run", async (e) => {
     const r = JSON.parse(e.data);
+    if (!runs.has(r.run_id)) await learnRuns();
     const run = runs.get(r.run_id);
     if (!run) return;
     run.status = r.status;
@@ -331,6 +353,26 @@ function sortable(table, rows, columns) {
   }
   render();
   return table;
+}
+
+// A tuned comparison's search: each optimizer's trials, the chosen one marked; warnings.
+function tuning(answer) {
+  const parts = [];
+  for (const w of answer.warnings) parts.push(el("p", { class: "warning" }, `⚠ ${w}`));
+  for (const o of answer.optimizers) {
+    const table = el("table", { class: "trials" });
+    table.append(el("tr", {}, ["trial", "configuration", answer.metric, "status", "pruned at"].map((h) => el("th", {}, h))));
+    for (const t of o.trials) {
+      const chosen = o.chosen && o.chosen.trial === t.trial;
+      const config = Object.entries(t.values).map(([k, v]) => `${k}=${typeof v === "number" ? v.toPrecision(3) : v}`).join(", ");
+      table.append(el("tr", { class: chosen ? "chosen" : "" },
+        el("td", {}, chosen ? `${t.trial} ★` : t.trial), el("td", {}, config || "(defaults)"),
+        el("td", {}, t.value === null ? "–" : t.value.toFixed(4)),
+        el("td", { class: `status-${t.status}` }, t.status), el("td", {}, t.pruned_at ?? "")));
+    }
+    parts.push(el("h4", {}, `${o.label}: ${o.trials.length} trials`), table);
+  }
+  return parts;
 }
 
 // Any kind's comparison, from the table it carries for people: sortable by any column.

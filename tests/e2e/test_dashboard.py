@@ -137,3 +137,38 @@ def test_the_form_picks_an_uploaded_dataset_and_model(
     spec = service.http.get(f"/jobs/{job_id}").json()["spec"]
     assert spec["dataset"]["id"] == dataset.json()["id"]
     assert spec["model"] == {"id": model.json()["id"], "weights": "reinitialize"}
+
+
+def test_a_tuned_comparison_shows_its_trials_budget_curves_and_final_runs(
+    service: Service, page: Page
+) -> None:
+    job = service.submit(
+        {
+            "name": "tuned in the browser",
+            "dataset": {"name": "digits"},
+            "model": {"preset": "mlp", "hidden_units": [16]},
+            "optimizers": [
+                {"name": "sgd", "search": {"learning_rate": {"log_uniform": [1e-2, 1.0]}}},
+                {"name": "adam", "search": {"learning_rate": {"log_uniform": [1e-3, 1e-1]}}},
+            ],
+            "tuning": {"trials": 2, "final_seeds": [1, 2], "prune": {"rungs": [1], "keep": 0.5}},
+            "epochs": 2,
+            "batch_size": 128,
+        }
+    )
+    sign_in(page, service)
+    page.goto(f"{service.url}/#/jobs/{job['id']}")
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=300_000)
+    # the final seeds' runs, added while the job ran, are in the runs table with their phase
+    expect(page.locator("#runs tr")).to_have_count(1 + 4 + 4, timeout=60_000)
+    expect(page.locator("#runs")).to_contain_text("pruned")
+    expect(page.locator("table.trials")).to_have_count(2)
+    expect(page.locator("table.trials tr.chosen")).to_have_count(2)
+    expect(page.locator("#comparison-table")).to_contain_text("(verdict)")
+    for view in ("budget", "sensitivity"):
+        image = page.locator(f'img.view[data-view="{view}"]')
+        page.wait_for_function(
+            f"() => document.querySelector('img.view[data-view={view}]').naturalWidth > 0"
+        )
+        expect(image).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "dashboard-tuning.png"), full_page=True)

@@ -3,13 +3,17 @@ service queues phase 2 itself, and the verdict comes from the final seeds' test 
 
 import csv
 import io
+import json
+import re
 import statistics
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import Service
+from tests.e2e.test_cli import optarena
 
 pytestmark = pytest.mark.e2e
 
@@ -41,11 +45,25 @@ def records_of(service: Service, job_id: str) -> dict[str, list[dict[str, Any]]]
 
 
 def test_a_tuned_comparison_searches_prunes_chooses_on_validation_and_judges_on_fresh_seeds(
-    service: Service,
+    service: Service, tmp_path: Path
 ) -> None:
-    job = service.submit(SMALL)
-    assert job["kind"] == "tune" and len(job["runs"]) == 8  # phase 2 is not planned yet
-    assert {(r["phase"], r["trial"]) for r in job["runs"]} == {(1, t) for t in range(4)}
+    (tmp_path / "tuned.json").write_text(json.dumps(SMALL))
+    watched = optarena(service, "submit", str(tmp_path / "tuned.json"), "--watch", timeout=600)
+    assert watched.returncode == 0, watched.stderr
+    job_id = re.search(r"submitted job ([0-9a-f-]+) \(8 runs\)", watched.stderr)
+    assert job_id, watched.stderr  # phase 2 is not planned yet: 8 runs at submit
+    job = {"id": job_id.group(1)}
+    # the watch learned of phase 2's runs as they came, and ended with the comparison
+    assert len(re.findall(r"trial \d seed 0 \(phase 1\) \[pruned", watched.stderr)) == 4
+    assert len(re.findall(r"trial \d seed \d \(phase 2\) \[succeeded\]", watched.stderr)) == 6
+    for shown in (
+        "tuned comparison by val_accuracy",
+        "chosen configuration",
+        "expected best",
+        "warning: only 3 final seeds",
+        "equal search budget of 4 trials",
+    ):
+        assert shown in " ".join(watched.stdout.split()), watched.stdout
     done = service.wait(job["id"], timeout=600)
     assert done["status"] == "succeeded", [(r["status"], r["error"]) for r in done["runs"]]
     runs = done["runs"]

@@ -200,16 +200,17 @@ def test_paused_and_pruned_runs_end_cancelled_on_downgrade_and_the_schema_comes_
         with engine.begin() as conn:
             conn.execute(
                 text(
-                    "INSERT INTO jobs (id, name, kind, status, spec) VALUES (:id, 't', 'tune', 'running', '{}')"
+                    "INSERT INTO jobs (id, name, kind, status, spec) "
+                    "VALUES (:id, 't', 'tune', 'running', '{}')"
                 ),
                 {"id": job},
             )
             for index, status in enumerate(("paused", "pruned", "succeeded")):
                 conn.execute(
                     text(
-                        "INSERT INTO runs (id, job_id, index, arm, label, optimizer, budget, status, "
-                        "phase, trial, waiting_at) VALUES (gen_random_uuid(), :job, :i, 0, 'sgd', "
-                        "'{}', 3, :status, 1, :i, 1)"
+                        "INSERT INTO runs (id, job_id, index, arm, label, optimizer, budget, "
+                        "status, phase, trial, waiting_at) VALUES "
+                        "(gen_random_uuid(), :job, :i, 0, 'sgd', '{}', 3, :status, 1, :i, 1)"
                     ),
                     {"job": job, "i": index, "status": status},
                 )

@@ -87,7 +87,7 @@ def test_a_rung_is_decided_by_the_last_arrival_and_phase_two_follows_phase_one(
         MetricsStream(make_redis(test_settings.redis_url), maxlen=100, ttl_seconds=60),
     )
     runs = {(r["arm"], r["trial"]): r for r in job["runs"]}
-    for (arm, trial), run in runs.items():
+    for (_, trial), run in runs.items():
         store(job, [record(run["id"], 1, 0.5 + trial / 10)], ctx)
     for trial in range(3):
         pause(sessions, runs[(0, trial)]["id"])

@@ -387,7 +387,7 @@ def statement(spec: TuneSpec, labels: list[str], budgets: list[int]) -> str:
         f"{equal}, drawn by {spec.tuning.sampler} (seed {spec.tuning.sampler_seed}), each "
         f"trained {spec.max_epochs} epochs at batch size {spec.batch_size[0]} on tuning seeds "
         f"{spec.tuning.tuning_seeds}{prune}; chosen by {spec.tuning.by} {spec.metric} "
-        f"(confidence {CONFIDENCE:g} intervals)"
+        f"(intervals at {CONFIDENCE:.0%})"
     )
 
 

@@ -5,6 +5,7 @@ import dataclasses
 import io
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from core.kinds.base import Comparand, Drawing, colors
 from core.kinds.train.results import PlotParams
@@ -67,6 +68,7 @@ def _budget(found: TuneComparison) -> Figure:
                 alpha=0.18,
                 linewidth=0,
             )
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("trials of the search")
     axes.set_ylabel(f"expected best {found.metric} (95% bootstrap band)")
     axes.grid(alpha=0.3)
@@ -123,6 +125,7 @@ def _sensitivity(found: TuneComparison, spec: TuneSpec) -> Figure:
             )
         if isinstance(dist, LogUniform):
             axes.set_xscale("log")
+            axes.xaxis.set_minor_formatter(NullFormatter())
         axes.set_title(f"{o.label}: {key}", fontsize=9)
         axes.set_ylabel(found.metric, fontsize=8)
         axes.grid(alpha=0.3)
