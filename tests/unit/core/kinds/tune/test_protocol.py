@@ -209,3 +209,41 @@ def test_phase_two_is_planned_once_phase_one_ends_with_the_best_complete_trials(
     assert {p.seed for p in steps.create} == {1, 2, 3} and {p.phase for p in steps.create} == {2}
     assert [p.index for p in steps.create] == list(range(16, 22))
     assert steps.create[0].optimizer == job.of(0, 2)[0].optimizer
+
+
+def test_a_reviewer_warns_of_asymmetric_searches_edges_and_few_final_seeds() -> None:
+    from core.kinds.tune.compare import warnings_of
+    from core.kinds.tune.protocol import Trial
+
+    spec = parse_job(
+        SPEC
+        | {
+            "optimizers": [
+                {"name": "rmsprop", "search": {"learning_rate": {"log_uniform": [1e-4, 1e-1]}}},
+                {
+                    "name": "adam",
+                    "search": {
+                        "learning_rate": {"log_uniform": [1e-4, 1e-1]},
+                        "epsilon": {"log_uniform": [1e-10, 1.0]},
+                    },
+                },
+            ],
+            "tuning": SPEC["tuning"] | {"sampler": "grid"},
+        }
+    )
+    assert isinstance(spec, TuneSpec)
+    drawn = spec.drawn()
+    assert drawn[0][1] == {"learning_rate": pytest.approx(1e-3)}  # inside its range
+    assert drawn[1][0] == {"epsilon": pytest.approx(1e-10), "learning_rate": pytest.approx(1e-4)}
+    chosen = {
+        0: Trial(arm=0, trial=1, config={}, runs=[], value=0.9, complete=True),
+        1: Trial(arm=1, trial=0, config={}, runs=[], value=0.9, complete=True),
+    }
+    found = warnings_of(spec, chosen, spec.arm_labels())
+    text = " | ".join(found)
+    assert "rmsprop's epsilon is fixed (1e-07) while adam's search covers it" in text
+    assert "only 3 final seeds" in text
+    assert "adam's chosen learning_rate 0.0001 lies at the edge" in text
+    assert "adam's chosen epsilon 1e-10 lies at the edge" in text
+    assert "rmsprop's chosen" not in text
+    assert len(found) == 4

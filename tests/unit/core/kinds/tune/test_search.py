@@ -174,3 +174,33 @@ def test_a_searched_argument_cannot_also_be_fixed() -> None:
     body["optimizers"][0]["learning_rate"] = 0.1  # type: ignore[index]
     with pytest.raises(ValidationError, match="both given and searched"):
         parse_job(body)
+
+
+def test_a_schedules_arguments_are_searched_within_its_bounds() -> None:
+    body = job()
+    body["optimizers"] = [
+        {
+            "name": "sgd",
+            "learning_rate": {
+                "schedule": "cosine",
+                "initial_learning_rate": 0.1,
+                "decay_steps": 100,
+            },
+            "search": {
+                "learning_rate.decay_steps": {"int_uniform": [50, 500]},
+                "learning_rate.alpha": {"uniform": [0.0, 0.5]},
+            },
+        },
+        {"name": "adam", "search": {"learning_rate": {"log_uniform": [1e-4, 1e-1]}}},
+    ]
+    spec = parse_job(body)
+    schedules = [r.optimizer["learning_rate"] for r in spec.expand() if r.arm == 0]
+    assert {s["schedule"] for s in schedules} == {"cosine"}
+    assert all(50 <= s["decay_steps"] <= 500 and 0 <= s["alpha"] <= 0.5 for s in schedules)
+    assert len({s["decay_steps"] for s in schedules}) > 1
+    body["optimizers"][0]["search"] = {"learning_rate.alpha": {"uniform": [0.0, 2.0]}}
+    with pytest.raises(ValidationError, match="2.0 is not a value sgd takes"):
+        parse_job(body)
+    body["optimizers"][0]["search"] = {"learning_rate.decay_rate": {"uniform": [0.1, 0.9]}}
+    with pytest.raises(ValidationError, match="the cosine schedule has no argument 'decay_rate'"):
+        parse_job(body)
