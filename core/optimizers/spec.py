@@ -257,7 +257,7 @@ NAMES: dict[str, str] = {
 }
 
 
-def _named(value: Any) -> Any:
+def named_optimizer(value: Any) -> Any:
     """A bare name is that optimizer with its defaults; an unknown name is refused by name."""
     if isinstance(value, str):
         value = {"name": value}
@@ -270,7 +270,7 @@ def _named(value: Any) -> Any:
     return value
 
 
-class _NameOrObject:
+class NameOrObject:
     """The schema of an optimizer item: a bare name, or one of the optimizer objects."""
 
     def __get_pydantic_json_schema__(
@@ -287,8 +287,8 @@ else:
     OptimizerSpec = Annotated[
         Union[tuple(OPTIMIZER_MODELS.values())],  # noqa: UP007
         Discriminator("name"),
-        BeforeValidator(_named),
-        _NameOrObject(),
+        BeforeValidator(named_optimizer),
+        NameOrObject(),
     ]
 
 

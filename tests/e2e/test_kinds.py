@@ -32,7 +32,10 @@ def test_a_kind_in_a_folder_of_its_own_runs_through_the_whole_service(
 ) -> None:
     service = with_countdown
     kinds = {k["name"]: k for k in service.http.get("/kinds").json()}
-    assert set(kinds) == {"train", "race", "tune", "countdown"} and kinds["countdown"]["unit"] == "step"
+    assert (
+        set(kinds) == {"train", "race", "tune", "countdown"}
+        and kinds["countdown"]["unit"] == "step"
+    )
     schema = service.http.get("/openapi.json").json()
     assert "CountdownSpec" in schema["components"]["schemas"]
     bad = service.http.post("/jobs", json={"kind": "countdown", "optimizers": ["sgd"], "steps": 99})

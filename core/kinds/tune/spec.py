@@ -34,7 +34,7 @@ from core.kinds.tune.search import (
     grid_levels,
 )
 from core.optimizers import OPTIMIZER_MODELS, SCHEDULE_PARAMS, Optimizer, Param, optimizer_params
-from core.optimizers.spec import _named, _NameOrObject
+from core.optimizers.spec import NameOrObject, named_optimizer
 from core.runs import RunPlan
 from core.settings import Settings
 
@@ -172,8 +172,8 @@ else:
     TunedOptimizerSpec = Annotated[
         Union[tuple(TUNED_MODELS.values())],  # noqa: UP007
         Discriminator("name"),
-        BeforeValidator(_named),
-        _NameOrObject(),
+        BeforeValidator(named_optimizer),
+        NameOrObject(),
     ]
 
 
