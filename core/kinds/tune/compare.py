@@ -3,6 +3,7 @@ configuration, the verdict of the final seeds on the held-out test set, the budg
 (how much tuning each optimizer needs), the budget spent, and a reviewer's warnings."""
 
 import math
+import statistics
 import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -120,7 +121,8 @@ class Spent(BaseModel):
     unpruned_tuning_epochs: int = Field(description="Phase 1 had no trial been pruned.")
     saved_epochs: int
     saved_seconds: float | None = Field(
-        description="Estimated: saved epochs at phase 1's mean seconds per epoch."
+        description="Estimated: saved epochs at the median seconds of a phase-1 epoch past "
+        "the last rung."
     )
 
 
@@ -329,7 +331,7 @@ def compare(comparand: Comparand) -> TuneComparison:
         final_seconds=round(sum(_seconds(r) for r in phase2), 3),
         unpruned_tuning_epochs=unpruned,
         saved_epochs=saved,
-        saved_seconds=round(saved * tuning_seconds / tuning_epochs, 1) if tuning_epochs else None,
+        saved_seconds=_saved_seconds(spec, phase1, records, saved),
     )
     finished = all(
         r.summary is not None or r.status.value in ("failed", "cancelled") for r in comparand.runs
@@ -367,6 +369,16 @@ def compare(comparand: Comparand) -> TuneComparison:
         selection=selection,
         table=_table(optimizers, verdict, metric, TEST_OF[metric], protocol.statement, selection),
     )
+
+
+def _saved_seconds(
+    spec: TuneSpec, phase1: Sequence[RunInfo], records: Any, saved: int
+) -> float | None:
+    """Saved epochs at the median seconds of an epoch past the last rung (the epochs pruning
+    skips; a resumed run's first epoch, which builds the model again, is slower)."""
+    last = max(spec.tuning.prune.rungs) if spec.tuning.prune else 0
+    seconds = [r.epoch_seconds for run in phase1 for r in records.get(run.id, []) if r.epoch > last]
+    return round(saved * statistics.median(seconds), 1) if seconds else None
 
 
 def statement(spec: TuneSpec, labels: list[str], budgets: list[int]) -> str:
