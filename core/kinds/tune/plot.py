@@ -88,7 +88,9 @@ def _sensitivity(found: TuneComparison, spec: TuneSpec) -> Figure:
         for key in sorted(opt.search)
     ]
     figure = Figure(
-        figsize=(4.2 * max(1, min(3, len(panels))), 3.6 * max(1, -(-len(panels) // 3))), dpi=100
+        figsize=(4.2 * max(1, min(3, len(panels))), 3.6 * max(1, -(-len(panels) // 3))),
+        dpi=100,
+        layout="constrained",
     )
     if not panels:
         axes = figure.add_subplot()
@@ -129,11 +131,7 @@ def _sensitivity(found: TuneComparison, spec: TuneSpec) -> Figure:
         axes.set_title(f"{o.label}: {key}", fontsize=9)
         axes.set_ylabel(found.metric, fontsize=8)
         axes.grid(alpha=0.3)
-    figure.text(
-        0.01,
-        0.0,
-        "filled: trained to the budget; hollow: pruned or stopped; star: chosen",
-        fontsize=8,
+    figure.supxlabel(
+        "filled: trained to the budget; hollow: pruned or stopped; star: chosen", fontsize=8
     )
-    figure.tight_layout()
     return figure
