@@ -199,7 +199,7 @@ def test_a_schedules_arguments_are_searched_within_its_bounds() -> None:
     assert all(50 <= s["decay_steps"] <= 500 and 0 <= s["alpha"] <= 0.5 for s in schedules)
     assert len({s["decay_steps"] for s in schedules}) > 1
     body["optimizers"][0]["search"] = {"learning_rate.alpha": {"uniform": [0.0, 2.0]}}
-    with pytest.raises(ValidationError, match="2.0 is not a value sgd takes"):
+    with pytest.raises(ValidationError, match=r"2\.0 is not a value sgd takes"):
         parse_job(body)
     body["optimizers"][0]["search"] = {"learning_rate.decay_rate": {"uniform": [0.1, 0.9]}}
     with pytest.raises(ValidationError, match="the cosine schedule has no argument 'decay_rate'"):
