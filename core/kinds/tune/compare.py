@@ -18,6 +18,7 @@ from core.kinds.train.spec import LOWER_IS_BETTER, TASK_METRICS, TEST_OF, Metric
 from core.kinds.tune.protocol import Trial, choose, signed, trials_of
 from core.kinds.tune.search import Choice, describe
 from core.kinds.tune.spec import TuneSpec
+from core.models import FINISHED_RUN
 from core.runs import RunInfo
 from core.statistics import (
     CONFIDENCE,
@@ -193,7 +194,9 @@ def budget_curve(values: Sequence[float], n: int, *, higher: bool) -> list[Budge
     ]
 
 
-def warnings_of(spec: TuneSpec, chosen: dict[int, Trial | None], labels: list[str]) -> list[str]:
+def warnings_of(
+    spec: TuneSpec, chosen: dict[int, Trial | None], labels: list[str], *, searched: bool = True
+) -> list[str]:
     found: list[str] = []
     budgets = spec.budgets()
     if len(set(budgets)) > 1:
@@ -214,7 +217,7 @@ def warnings_of(spec: TuneSpec, chosen: dict[int, Trial | None], labels: list[st
                         f"{labels[i]}'s search covers it: tune it too, or the comparison "
                         "favours the optimizer tuned more (Choi et al. 2019)"
                     )
-    for arm, trial in chosen.items():
+    for arm, trial in chosen.items() if searched else ():
         optimizer = spec.optimizers[arm]
         if trial is None:
             found.append(f"{labels[arm]}: no trial trained to the budget on every tuning seed")
@@ -279,7 +282,9 @@ def compare(comparand: Comparand) -> TuneComparison:
     phase2 = [r for r in comparand.runs if r.phase == 2]
     records = comparand.records
     trials = trials_of(spec, phase1, records, by)
-    chosen = choose(spec, phase1, records)
+    # The choice is made once the search has ended; before, no configuration is "chosen".
+    searched = bool(phase1) and all(r.status in FINISHED_RUN for r in phase1)
+    chosen = choose(spec, phase1, records) if searched else {}
     drawn = spec.drawn()
     budgets = spec.budgets()
     final = None
@@ -365,7 +370,7 @@ def compare(comparand: Comparand) -> TuneComparison:
         verdict=verdict,
         final=final,
         spent=spent,
-        warnings=warnings_of(spec, chosen, labels),
+        warnings=warnings_of(spec, chosen, labels, searched=searched),
         selection=selection,
         table=_table(optimizers, verdict, metric, TEST_OF[metric], protocol.statement, selection),
     )
