@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worker.backend import configure_backend, describe_environment  # noqa: E402
+from worker.backend import configure_backend, describe_environment
 
 configure_backend(os.environ.get("KERAS_BACKEND", "tensorflow"), True)
 

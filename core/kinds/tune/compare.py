@@ -88,7 +88,8 @@ class OptimizerTuning(BaseModel):
     final_test: Summary = Field(description="The test metric on the final seeds: the verdict.")
     budget_curve: list[BudgetPoint] = Field(
         description="Expected best validation value after k trials (Dodge et al. 2019), with "
-        "a bootstrap 95% band; trials without a value are left out."
+        "a bootstrap 95% band; a pruned trial enters with the value it had when pruned (a "
+        "lower bound on what it would have reached), trials without a value are left out."
     )
 
 
