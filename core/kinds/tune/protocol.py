@@ -70,6 +70,14 @@ def _by_trial(runs: Sequence[RunInfo]) -> dict[int, list[RunInfo]]:
     return grouped
 
 
+def in_race(runs: Sequence[RunInfo], previous: int | None) -> bool:
+    """Whether a trial contends at a rung: not pruned, and, past the first rung, cleared at
+    the previous one (a trial that died before it was counted there, not again)."""
+    if all(r.status == RunStatus.PRUNED for r in runs):
+        return False
+    return previous is None or any((r.cleared_at or 0) >= previous for r in runs)
+
+
 def pending_rungs(spec: TuneSpec, progress: Progress) -> list[tuple[int, int, list[RunInfo]]]:
     """(arm, rung epoch, that arm's contending runs) for each decision due now: some run of
     the arm waits at the rung, and every run of every trial still in the race has arrived
@@ -84,10 +92,11 @@ def pending_rungs(spec: TuneSpec, progress: Progress) -> list[tuple[int, int, li
         if not waiting:
             continue
         rung = waiting[0]
+        earlier = [r for r in (spec.tuning.prune.rungs if spec.tuning.prune else []) if r < rung]
         contenders = [
             run
             for trial_runs in _by_trial(runs).values()
-            if not all(r.status == RunStatus.PRUNED for r in trial_runs)
+            if in_race(trial_runs, earlier[-1] if earlier else None)
             for run in trial_runs
         ]
         arrived = all(

@@ -247,3 +247,34 @@ def test_a_reviewer_warns_of_asymmetric_searches_edges_and_few_final_seeds() -> 
     assert "adam's chosen epsilon 1e-10 lies at the edge" in text
     assert "rmsprop's chosen" not in text
     assert len(found) == 4
+
+
+def test_a_trial_that_died_before_a_rung_is_not_counted_again_at_the_next() -> None:
+    spec = parse_job(
+        SPEC
+        | {
+            "tuning": SPEC["tuning"]
+            | {"tuning_seeds": [0], "prune": {"rungs": [1, 2], "keep": 0.5}}
+        }
+    )
+    assert isinstance(spec, TuneSpec)
+    job = Job()
+    job.spec = spec
+    job.runs = {i: r for i, r in job.runs.items() if r.seed == 0}
+    for trial in range(4):
+        [run] = job.of(0, trial)
+        if trial == 0:
+            job.set(run, status=RunStatus.DIVERGED, diverged_at=1)  # dies before rung 1
+        else:
+            job.reach(run, 1, 0.5 + trial / 10)
+    job.advance()  # rung 1: 4 contenders (the dead one last), 2 go on: trials 3 and 2
+    assert {t: job.of(0, t)[0].status for t in range(4)} == {
+        0: RunStatus.DIVERGED,
+        1: RunStatus.PRUNED,
+        2: RunStatus.QUEUED,
+        3: RunStatus.QUEUED,
+    }
+    for trial in (2, 3):
+        job.reach(job.of(0, trial)[0], 2, 0.5 + trial / 10)
+    job.advance()  # rung 2: 2 contenders (not the one dead since rung 1): 1 goes on
+    assert {t: job.of(0, t)[0].status for t in (2, 3)} == {2: RunStatus.PRUNED, 3: RunStatus.QUEUED}
