@@ -62,5 +62,6 @@ class RunInfo(BaseModel):
     initial_weights_sha256: str | None
     summary: dict[str, Any] | None
     environment: dict[str, Any] | None
+    created_at: datetime | None = Field(default=None, description="When it was queued.")
     started_at: datetime | None
     finished_at: datetime | None

@@ -62,15 +62,25 @@ class EpochReporter(keras.callbacks.Callback):
         self,
         state: StopState,
         *,
-        report: Callable[[int, dict[str, float], float], None],
+        report: Callable[[int, dict[str, float], float, float], None],
     ) -> None:
         super().__init__()
         self.state = state
         self.report = report
         self._started = 0.0
+        self._evaluating = 0.0
+        self._evaluated = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._started = time.perf_counter()
+        self._evaluated = 0.0
+
+    # fit's validation runs with the same callbacks: its time is evaluation, not training.
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._evaluating = time.perf_counter()
+
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._evaluated += time.perf_counter() - self._evaluating
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.state.stopped:
@@ -80,4 +90,5 @@ class EpochReporter(keras.callbacks.Callback):
             self.state.diverged_epoch = epoch + 1
             self.model.stop_training = True
             return
-        self.report(epoch + 1, metrics, time.perf_counter() - self._started)
+        elapsed = time.perf_counter() - self._started
+        self.report(epoch + 1, metrics, elapsed - self._evaluated, self._evaluated)

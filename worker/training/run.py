@@ -89,6 +89,7 @@ def summary(records: list[TrainRecord], epochs_completed: int) -> dict[str, Any]
     found: dict[str, Any] = {
         "epochs_completed": epochs_completed,
         "train_seconds": round(sum(r.epoch_seconds for r in trained), 4),
+        "eval_seconds": round(sum(r.eval_seconds or 0.0 for r in records), 4),
         "final": (
             {
                 name: getattr(final, name)
@@ -198,11 +199,19 @@ def train(
 
     test_at = {*plan.test_epochs, plan.epochs} if plan.evaluate_test else set()
 
-    def report(epoch: int, metrics: dict[str, float], seconds: float) -> None:
+    def report(epoch: int, metrics: dict[str, float], seconds: float, evaluating: float) -> None:
         if epoch in test_at and data.x_test is not None:
+            started = time.perf_counter()
             metrics = metrics | _test(model, data)
+            evaluating += time.perf_counter() - started
         record = _record(
-            plan.run_id, epoch, metrics, seconds, epoch * n_train, epoch * steps_per_epoch, model
+            plan.run_id,
+            epoch,
+            metrics,
+            (seconds, evaluating),
+            epoch * n_train,
+            epoch * steps_per_epoch,
+            model,
         )
         hooks.on_records([record])
         outcome.records.append(record)
@@ -210,8 +219,9 @@ def train(
 
     if plan.evaluate_initial and outcome.resumed_from is None:
         started = time.perf_counter()
-        report(0, _evaluate(model, data), time.perf_counter() - started)
+        report(0, _evaluate(model, data), 0.0, time.perf_counter() - started)
 
+    checkpointing = 0.0  # seconds spent saving checkpoints in this attempt
     state = StopState()
     callbacks = [
         StopGuard(state, cancel_requested=hooks.cancel_requested, poll_seconds=hooks.poll_seconds),
@@ -235,6 +245,7 @@ def train(
         if state.stopped:
             break
         if store is not None:
+            started = time.perf_counter()
             checkpoints.save(
                 store,
                 saved_at,
@@ -243,6 +254,7 @@ def train(
                 records=outcome.records,
                 belongs_to=belongs_to,
             )
+            checkpointing += time.perf_counter() - started
         if epoch + 1 < plan.epochs and store is not None and epoch + 1 in plan.pause_at:
             outcome.status = "paused"
             return outcome
@@ -256,6 +268,7 @@ def train(
         outcome.status = "cancelled"
         outcome.reason = f"cancelled while running, after epoch {outcome.completed}"
     outcome.summary = summary(outcome.records, outcome.completed)
+    outcome.summary["checkpoint_seconds"] = round(checkpointing, 4)
     if outcome.resumed_from is not None:
         outcome.summary["resumed_from_epoch"] = outcome.resumed_from
     if store is not None and plan.keep_trained_model and outcome.status == "succeeded":
@@ -302,7 +315,7 @@ def _record(
     run_id: uuid.UUID,
     epoch: int,
     metrics: dict[str, float],
-    seconds: float,
+    seconds: tuple[float, float],  # training, evaluating
     examples_seen: int,
     steps: int,
     model: keras.Model,
@@ -316,7 +329,8 @@ def _record(
             for name in (measure, f"val_{measure}", f"test_{measure}")
         },
         learning_rate=current_learning_rate(model.optimizer),
-        epoch_seconds=seconds,
+        epoch_seconds=seconds[0],
+        eval_seconds=seconds[1],
         examples_seen=examples_seen,
         time=datetime.now(UTC),
         steps=steps,

@@ -8,11 +8,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.kinds.train.reading import RunAtBudget, read_run, test_at
+from core.kinds.train.reading import RunAtBudget, TargetResult, read_run, test_at
 from core.kinds.train.records import TrainRecord
-from core.kinds.train.results import BudgetSummary, CurvePoint, PairResult, RunNote, TargetSummary
+from core.kinds.train.results import (
+    BudgetSummary,
+    CurvePoint,
+    PairResult,
+    RunNote,
+    TargetPair,
+    TargetSummary,
+    TargetTime,
+    TimeToTarget,
+)
 from core.kinds.train.spec import TEST_OF
 from core.statistics import ALPHA, TEST_NAMES, Summary, TestName, holm, paired_test, summarize
+from core.survival import Observation, kaplan_meier, logrank
 
 Records = Mapping[uuid.UUID, list[TrainRecord]]
 
@@ -32,6 +42,8 @@ class RunFacts:
     status: str
     error: str | None = None
     diverged_epoch: int | None = None
+    queue_seconds: float | None = None
+    checkpoint_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,9 +99,22 @@ def notes(arm: Arm, statuses: set[str]) -> list[RunNote]:
     ]
 
 
+TIME_FIELDS: dict[str, str] = {
+    "epochs": "trained_epochs",
+    "steps": "trained_steps",
+    "seconds": "trained_seconds",
+}
+
+
+def observations(results: Sequence[TargetResult], time: str) -> list[Observation]:
+    """Each run's time to target, or where it was censored (what it trained)."""
+    return [Observation(float(getattr(t, TIME_FIELDS[time])), t.reached) for t in results]
+
+
 def target_summary(arm: Arm, reads: dict[uuid.UUID, RunAtBudget], target: float) -> TargetSummary:
-    hits = [(r, reads[r.id].target) for r in arm.runs]
-    reached = [(r, t) for r, t in hits if t is not None and t.reached]
+    hits = [(r, t) for r in arm.runs if (t := reads[r.id].target) is not None]
+    reached = [(r, t) for r, t in hits if t.reached]
+    results = [t for _, t in hits]
 
     def over(field: str) -> Summary:
         return summarize([getattr(t, field) for _, t in reached])
@@ -98,12 +123,42 @@ def target_summary(arm: Arm, reads: dict[uuid.UUID, RunAtBudget], target: float)
         value=target,
         runs=len(arm.runs),
         reached=len(reached),
-        not_reached_seeds=sorted(r.seed for r, t in hits if t is None or not t.reached),
+        not_reached_seeds=sorted(r.seed for r, t in hits if not t.reached),
+        estimate=TimeToTarget(
+            **{time: kaplan_meier(observations(results, time)) for time in TIME_FIELDS}
+        ),
         epochs=over("epochs"),
         steps=over("steps"),
         examples=over("examples"),
         seconds=over("seconds"),
+        eval_seconds=summarize([t.eval_seconds for t in results]),
+        checkpoint_seconds=summarize(
+            [r.checkpoint_seconds for r in arm.runs if r.checkpoint_seconds is not None]
+        ),
+        queue_seconds=summarize([r.queue_seconds for r in arm.runs if r.queue_seconds is not None]),
     )
+
+
+def target_pairs(
+    results: Mapping[str, Sequence[TargetResult]], time: TargetTime
+) -> list[TargetPair]:
+    """A log-rank test of every pair of arms' times to target (by arm key), Holm-corrected."""
+    by_arm = {key: observations(found, time) for key, found in results.items()}
+    raw = [(a, b, *logrank(by_arm[a], by_arm[b])) for a, b in itertools.combinations(by_arm, 2)]
+    tested = [i for i, row in enumerate(raw) if row[3] is not None]
+    adjusted = dict(zip(tested, holm([raw[i][3] or 0.0 for i in tested]), strict=True))
+    return [
+        TargetPair(
+            a=a,
+            b=b,
+            time=time,
+            statistic=statistic,
+            p_value=p,
+            p_holm=adjusted.get(i),
+            significant=adjusted.get(i, 1.0) < ALPHA,
+        )
+        for i, (a, b, statistic, p) in enumerate(raw)
+    ]
 
 
 def mean_curve(arm: Arm, records: Records, metric: str) -> list[CurvePoint]:

@@ -19,21 +19,24 @@ from core.kinds.train.arms import (
     notes,
     pair_tests,
     significance_note,
+    target_pairs,
     target_summary,
     tested,
 )
-from core.kinds.train.reading import read_run, test_at
+from core.kinds.train.reading import TargetResult, read_run, test_at
 from core.kinds.train.results import (
     ArmResult,
     AtBudget,
     ComparisonParams,
     RankBy,
     RankedRun,
+    TargetTime,
     TrainComparison,
 )
 from core.kinds.train.spec import LOWER_IS_BETTER, TASK_METRICS, TEST_OF, TrainSpec
 from core.runs import RunInfo
 from core.statistics import ALPHA, CONFIDENCE, TEST_NAMES, Summary, TestName, summarize, tie_groups
+from core.survival import TimeEstimate
 
 
 def _signed(value: float | None, *, higher: bool) -> float:
@@ -57,6 +60,12 @@ def facts_of(spec: TrainSpec, runs: Sequence[RunInfo]) -> list[RunFacts]:
             status=r.status.value,
             error=r.error,
             diverged_epoch=r.diverged_at,
+            queue_seconds=(
+                (r.started_at - r.created_at).total_seconds()
+                if r.started_at and r.created_at
+                else None
+            ),
+            checkpoint_seconds=(r.summary or {}).get("checkpoint_seconds"),
         )
         for r in runs
     ]
@@ -136,6 +145,7 @@ def compare_runs(
     ranked_by: RankBy = "best",
     test: TestName = "t",
     target: float | None = None,
+    target_time: TargetTime = "epochs",
 ) -> TrainComparison:
     """Runs ranked one by one, and arms aggregated over seeds, ranked and tested pairwise.
 
@@ -149,12 +159,14 @@ def compare_runs(
     results: list[ArmResult] = []
     ranked_values: dict[str, dict[int, float]] = {}
     test_values: dict[str, dict[int, float]] = {}
+    target_results: dict[str, list[TargetResult]] = {}
     for arm in arms:
         test_values[arm.key] = tested(arm, records, test_metric, arm.budget)
         reads = {
             r.id: read_run(records.get(r.id, []), metric, arm.budget, target=target)
             for r in arm.runs
         }
+        target_results[arm.key] = [t for r in arm.runs if (t := reads[r.id].target)]
         per_seed = {r.seed: reads[r.id].ranked(ranked_by) for r in arm.runs}
         ranked_values[arm.key] = {s: v for s, v in per_seed.items() if v is not None}
         final = summarize([v for r in arm.runs if (v := reads[r.id].final) is not None])
@@ -234,6 +246,8 @@ def compare_runs(
         alpha=ALPHA,
         confidence=CONFIDENCE,
         target=target,
+        target_time=target_time,
+        target_pairs=target_pairs(target_results, target_time) if target is not None else [],
         seeds=sorted({r.seed for r in runs}),
         significance=significance,
         ranking=ranking,
@@ -254,6 +268,7 @@ def compare_runs(
             metric=metric,
             ranked_by=ranked_by,
             target=target,
+            target_time=target_time,
             test_metric=test_metric,
             note=significance,
         ),
@@ -294,6 +309,7 @@ def _table(
     metric: str,
     ranked_by: str,
     target: float | None,
+    target_time: TargetTime,
     test_metric: str,
     note: str,
 ) -> Table:
@@ -308,7 +324,9 @@ def _table(
         Column(key="seconds", title="seconds"),
     ]
     if target is not None:
-        columns.append(Column(key="target", title=f"reached {target:g}"))
+        columns.append(
+            Column(key="target", title=f"reached {target:g}: median {target_time} [95% CI]")
+        )
     columns.append(Column(key="notes", title="notes"))
     rows = []
     for arm in ranking:
@@ -325,13 +343,21 @@ def _table(
             "notes": "; ".join(found),
         }
         if arm.target is not None:
-            epochs = arm.target.epochs.mean
-            row["target"] = f"{arm.target.reached}/{arm.target.runs}" + (
-                f" in {epochs:.1f} epochs" if epochs is not None else ""
+            row["target"] = f"{arm.target.reached}/{arm.target.runs}" + _median(
+                getattr(arm.target.estimate, target_time), target_time
             )
         rows.append(row)
     title = f"{metric} ({'higher' if higher else 'lower'} is better)"
     return Table(title=title, columns=columns, rows=rows, note=note)
+
+
+def _median(estimate: TimeEstimate, unit: str) -> str:
+    """The Kaplan-Meier median and its interval, in words."""
+    if estimate.median is None:
+        return ", median not reached"
+    high = "∞" if estimate.ci_high is None else f"{estimate.ci_high:.4g}"
+    low = "?" if estimate.ci_low is None else f"{estimate.ci_low:.4g}"
+    return f", median {estimate.median:.4g} {unit} [{low}, {high}]"
 
 
 # ---------------------------------------------------------------- what the client asked
@@ -414,6 +440,7 @@ def compare(comparand: Comparand) -> TrainComparison:
         ranked_by=params.by,
         test=params.test,
         target=_target(spec, params, metric),
+        target_time=params.target_time,
     )
 
 
@@ -458,6 +485,7 @@ def compare_across(comparands: Sequence[Comparand]) -> TrainComparison:
         ranked_by=params.by,
         test=params.test,
         target=params.target,
+        target_time=params.target_time,
     )
 
 

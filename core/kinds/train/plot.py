@@ -5,12 +5,14 @@ import io
 import uuid
 from collections.abc import Sequence
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from core.kinds.base import Drawing, colors
+from core.errors import Invalid
+from core.kinds.base import Comparand, Drawing, colors
 from core.kinds.train.records import TrainRecord
-from core.kinds.train.results import PlotParams
-from core.kinds.train.spec import LOWER_IS_BETTER
+from core.kinds.train.results import ComparisonParams, PlotParams
+from core.kinds.train.spec import LOWER_IS_BETTER, TrainSpec
 from core.runs import RunInfo
 
 X_LABELS = {
@@ -45,6 +47,82 @@ def draw(drawing: Drawing) -> bytes:
     assert isinstance(params, PlotParams)
     figure = Figure(figsize=(8, 5.5), dpi=110)
     axes = figure.add_subplot()
+    if params.view == "target":
+        _target(drawing, axes)
+    else:
+        _curves(drawing, axes)
+    figure.suptitle(drawing.title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=drawing.fmt, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+TARGET_TIMES = {"epoch": "epochs", "examples": "epochs", "steps": "steps", "seconds": "seconds"}
+
+
+def _target(drawing: Drawing, axes: Axes) -> None:
+    """Per arm, the Kaplan-Meier fraction of runs that reached the target against time, with
+    its 95% band; a run that stopped short of the target is censored (a tick on the curve)."""
+    from core.kinds.train.compare import compare  # the comparison reads what the plot draws
+
+    params, spec = drawing.params, drawing.spec
+    assert isinstance(params, PlotParams) and isinstance(spec, TrainSpec)
+    target = params.target
+    if target is None and spec.target is not None and spec.target.metric == params.metric:
+        target = spec.target.value
+    if target is None:
+        raise Invalid(
+            "view=target needs a target: pass target=VALUE (and metric=), or submit the job "
+            "with one"
+        )
+    time = TARGET_TIMES[params.x]
+    found = compare(
+        Comparand(
+            spec=spec,
+            runs=drawing.runs,
+            records=drawing.records,
+            params=ComparisonParams(metric=params.metric, target=target, target_time=time),
+        )
+    )
+    palette = colors([a.key for a in found.ranking])
+    for arm in found.ranking:
+        if arm.target is None:
+            continue
+        estimate = getattr(arm.target.estimate, time)
+        if not estimate.curve:
+            continue
+        xs = [0.0] + [p.time for p in estimate.curve]
+        ys = [0.0] + [p.reached for p in estimate.curve]
+        color = palette[arm.key]
+        axes.step(
+            xs,
+            ys,
+            where="post",
+            color=color,
+            linewidth=1.8,
+            label=f"{arm.key} ({arm.target.reached}/{arm.target.runs} reached)",
+        )
+        axes.fill_between(
+            xs,
+            [0.0] + [p.low for p in estimate.curve],
+            [0.0] + [p.high for p in estimate.curve],
+            step="post",
+            color=color,
+            alpha=0.15,
+        )
+    axes.set_xlabel(
+        {"epochs": "epochs", "steps": "optimizer steps", "seconds": "training seconds"}[time]
+    )
+    axes.set_ylabel(f"fraction of runs with {params.metric} reaching {target:g}")
+    axes.set_ylim(-0.02, 1.02)
+    axes.grid(alpha=0.3)
+    if found.ranking:
+        axes.legend(title="arm (Kaplan-Meier, 95% band)", fontsize=8)
+
+
+def _curves(drawing: Drawing, axes: Axes) -> None:
+    params = drawing.params
+    assert isinstance(params, PlotParams)
     runs: Sequence[RunInfo] = drawing.runs
     palette = colors([r.label for r in runs])
     several_seeds = len({r.seed for r in runs}) > 1
@@ -78,7 +156,3 @@ def draw(drawing: Drawing) -> bytes:
         axes.legend(title="arm" + (" (one line per seed)" if several_seeds else ""), fontsize=8)
     else:
         axes.text(0.5, 0.5, "no records yet", ha="center", va="center", transform=axes.transAxes)
-    figure.suptitle(drawing.title)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=drawing.fmt, bbox_inches="tight")
-    return buffer.getvalue()

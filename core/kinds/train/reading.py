@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from core.kinds.train.records import TrainRecord
 from core.kinds.train.spec import LOWER_IS_BETTER
@@ -43,19 +43,31 @@ class TargetResult(BaseModel):
     reached: bool
     epochs: int | None
     steps: int | None = None
-    seconds: float | None
+    seconds: float | None = Field(description="Training seconds, evaluation excluded.")
     examples: int | None
+    trained_epochs: int = Field(
+        default=0,
+        description="Epochs trained within the budget; when the target was not reached, the "
+        "run's time to it is censored here (longer than this, not infinite).",
+    )
+    trained_steps: int = 0
+    trained_seconds: float = 0.0
+    eval_seconds: float = Field(default=0.0, description="Seconds evaluating, apart.")
 
 
 def time_to_target(
     records: Sequence[TrainRecord], metric: str, target: float, *, higher: bool
 ) -> TargetResult:
-    """Epochs, steps, seconds of training and examples seen until the metric reached target."""
-    seconds = 0.0
+    """Epochs, steps, seconds of training and examples seen until the metric reached target;
+    when it never did, how long the run trained (where its time to target is censored)."""
+    seconds = evaluating = 0.0
+    epochs = steps = 0
     for r in sorted(records, key=lambda r: r.epoch):
         if r.epoch < 1:
             continue
         seconds += r.epoch_seconds
+        evaluating += r.eval_seconds or 0.0
+        epochs, steps = r.epoch, r.steps
         value = r.metric(metric)
         if value is not None and reaches(value, target, higher=higher):
             return TargetResult(
@@ -65,8 +77,22 @@ def time_to_target(
                 steps=r.steps,
                 seconds=seconds,
                 examples=r.examples_seen,
+                trained_epochs=epochs,
+                trained_steps=steps,
+                trained_seconds=seconds,
+                eval_seconds=evaluating,
             )
-    return TargetResult(value=target, reached=False, epochs=None, seconds=None, examples=None)
+    return TargetResult(
+        value=target,
+        reached=False,
+        epochs=None,
+        seconds=None,
+        examples=None,
+        trained_epochs=epochs,
+        trained_steps=steps,
+        trained_seconds=seconds,
+        eval_seconds=evaluating,
+    )
 
 
 def area_under_curve(values: Sequence[tuple[int, float]]) -> float | None:

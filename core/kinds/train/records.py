@@ -32,6 +32,13 @@ class TrainRecord(Record):
     test_mae: float | None = None
     test_rmse: float | None = None
     learning_rate: float | None = Field(description="The rate in force at the epoch's end.")
-    epoch_seconds: float = Field(description="Training seconds of this epoch.")
+    epoch_seconds: float = Field(
+        description="Training seconds of this epoch: its optimizer steps, without evaluation."
+    )
+    eval_seconds: float | None = Field(
+        default=None,
+        description="Seconds this epoch spent evaluating (validation, the test set at a budget; "
+        "epoch 0: the initial weights): not counted in epoch_seconds.",
+    )
     examples_seen: int = Field(description="Training examples seen so far.")
     steps: int = Field(description="Optimizer steps taken so far.")

@@ -9,8 +9,10 @@ from core.kinds.base import ArmName, Table
 from core.kinds.train.reading import TargetResult
 from core.kinds.train.spec import Metric
 from core.statistics import Summary, TestName
+from core.survival import TimeEstimate
 
 RankBy = Literal["best", "final"]
+TargetTime = Literal["epochs", "steps", "seconds"]
 XAxis = Literal["epoch", "steps", "examples", "seconds"]
 
 
@@ -51,11 +53,27 @@ class ComparisonParams(BaseModel):
         allow_inf_nan=False,
         description="Report epochs, steps, examples and seconds to reach this value.",
     )
+    target_time: TargetTime = Field(
+        default="epochs",
+        description="The time the log-rank tests between arms compare (and the target plot's "
+        "default axis): epochs, optimizer steps or training seconds.",
+    )
 
 
 class PlotParams(BaseModel):
     metric: Metric = Field(default="val_loss", description="The metric to draw.")
     x: XAxis = Field(default="epoch", description="The x-axis.")
+    view: Literal["curves", "target"] = Field(
+        default="curves",
+        description="curves: the learning curves; target: the fraction of each arm's runs "
+        "that reached the target against time (Kaplan-Meier), runs that never got there "
+        "counted as censored.",
+    )
+    target: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="The target of view=target (default: the job's target).",
+    )
 
 
 class AtBudget(BaseModel):
@@ -103,15 +121,47 @@ class CurvePoint(BaseModel):
     ci_high: float | None
 
 
+class TimeToTarget(BaseModel):
+    """Kaplan-Meier estimates over the arm's runs; a run that stopped (budget, divergence,
+    failure) before the target is censored at what it trained."""
+
+    epochs: TimeEstimate
+    steps: TimeEstimate
+    seconds: TimeEstimate = Field(description="Training seconds: evaluation excluded.")
+
+
 class TargetSummary(BaseModel):
     value: float
     runs: int
     reached: int
     not_reached_seeds: list[int]
-    epochs: Summary
-    steps: Summary
-    examples: Summary
-    seconds: Summary
+    estimate: TimeToTarget = Field(
+        description="Time to target with the runs that never got there (censored): use this."
+    )
+    epochs: Summary = Field(description="Over the runs that reached the target only.")
+    steps: Summary = Field(description="Over the runs that reached the target only.")
+    examples: Summary = Field(description="Over the runs that reached the target only.")
+    seconds: Summary = Field(description="Over the runs that reached the target only.")
+    eval_seconds: Summary = Field(
+        description="Per run, seconds spent evaluating until the target or the budget: not "
+        "in the training seconds."
+    )
+    checkpoint_seconds: Summary = Field(
+        description="Per run, seconds spent saving checkpoints (its last attempt)."
+    )
+    queue_seconds: Summary = Field(description="Per run, seconds from queued to started.")
+
+
+class TargetPair(BaseModel):
+    """Log-rank test of two arms' times to target, Holm-corrected across pairs."""
+
+    a: str
+    b: str
+    time: TargetTime
+    statistic: float | None
+    p_value: float | None
+    p_holm: float | None
+    significant: bool
 
 
 class RunNote(BaseModel):
@@ -172,6 +222,11 @@ class TrainComparison(BaseModel):
     alpha: float
     confidence: float
     target: float | None
+    target_time: TargetTime = "epochs"
+    target_pairs: list[TargetPair] = Field(
+        default_factory=list,
+        description="With a target: log-rank tests between arms' times to it, Holm-corrected.",
+    )
     seeds: list[int]
     significance: str
     ranking: list[ArmResult]

@@ -93,38 +93,12 @@ JOB_EXAMPLE: dict[str, Any] = {
 }
 
 
-class TrainSpec(JobSpec):
-    """An optimizer comparison: every optimizer x batch size x seed is one run, trained on the
-    dataset to the largest epoch budget. The model must fit the dataset (a 422 says why not),
-    and the runs (optimizers x batch sizes x seeds) must be within the service's limit."""
+class DataModelSpec(JobSpec):
+    """What every kind that trains a Keras model on a dataset has: the dataset, the model, the
+    task and the loss. The model must fit the dataset (a 422 says why not)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
-
-    kind: Literal["train"] = "train"
     dataset: DatasetSpec = Field(default_factory=lambda: NamedDatasetSpec(name="digits"))
     model: ModelSpec = Field(default_factory=lambda: MlpSpec(preset="mlp"))
-    batch_size: _sweep(  # type: ignore[valid-type]
-        integer(ge=1),
-        max_length=32,
-        description="A value or a list.",
-        default=[32],
-    )
-    epochs: _sweep(  # type: ignore[valid-type]
-        integer(ge=1),
-        max_length=64,
-        description="A budget or a list; one run trains to the largest and is read at each.",
-        default=[10],
-    )
-    seeds: _sweep(  # type: ignore[valid-type]
-        integer(ge=0, lt=2**31),
-        max_length=64,
-        description="A seed or a list; within a seed every arm starts from the same weights.",
-        default=[0],
-    )
-    evaluate_initial: StrictBool = Field(
-        default=True, description="Record epoch 0: the metrics of the initial weights."
-    )
-    target: TargetSpec | None = None
     task: Literal["classification", "regression"] | None = Field(
         default=None,
         description="Written out from the dataset: classification (class labels) or "
@@ -140,8 +114,7 @@ class TrainSpec(JobSpec):
     )
 
     @model_validator(mode="after")
-    def _coherent(self) -> "TrainSpec":
-        self.epochs.sort()
+    def _coherent(self) -> "DataModelSpec":
         if isinstance(self.dataset, UploadedDatasetSpec) or isinstance(
             self.model, UploadedModelSpec
         ):
@@ -168,11 +141,12 @@ class TrainSpec(JobSpec):
             )
         if info.task == "regression" and self.loss in CROSS_ENTROPY:
             return (("loss",), f"{self.loss} needs class labels; the dataset is a regression")
-        if self.target is not None and self.target.metric not in TASK_METRICS[info.task]:
+        target: TargetSpec | None = getattr(self, "target", None)
+        if target is not None and target.metric not in TASK_METRICS[info.task]:
             return (
                 ("target", "metric"),
                 f"a {info.task} records {', '.join(TASK_METRICS[info.task][:-1])}, not "
-                f"{self.target.metric}",
+                f"{target.metric}",
             )
         if self.loss == "binary_crossentropy" and info.num_classes != 2:
             return (
@@ -242,6 +216,43 @@ class TrainSpec(JobSpec):
                 )
             ]
         return []
+
+
+class TrainSpec(DataModelSpec):
+    """An optimizer comparison: every optimizer x batch size x seed is one run, trained on the
+    dataset to the largest epoch budget. The model must fit the dataset (a 422 says why not),
+    and the runs (optimizers x batch sizes x seeds) must be within the service's limit."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
+
+    kind: Literal["train"] = "train"
+    batch_size: _sweep(  # type: ignore[valid-type]
+        integer(ge=1),
+        max_length=32,
+        description="A value or a list.",
+        default=[32],
+    )
+    epochs: _sweep(  # type: ignore[valid-type]
+        integer(ge=1),
+        max_length=64,
+        description="A budget or a list; one run trains to the largest and is read at each.",
+        default=[10],
+    )
+    seeds: _sweep(  # type: ignore[valid-type]
+        integer(ge=0, lt=2**31),
+        max_length=64,
+        description="A seed or a list; within a seed every arm starts from the same weights.",
+        default=[0],
+    )
+    evaluate_initial: StrictBool = Field(
+        default=True, description="Record epoch 0: the metrics of the initial weights."
+    )
+    target: TargetSpec | None = None
+
+    @model_validator(mode="after")
+    def _sorted(self) -> "TrainSpec":
+        self.epochs.sort()
+        return self
 
     @property
     def max_epochs(self) -> int:

@@ -45,7 +45,7 @@ def test_parameters_say_which_kinds_read_them_and_each_kind_gets_only_its_own() 
     assert "(race jobs)" in (fields["tolerance"].description or "")
     assert "(train, race jobs)" in (fields["optimizer"].description or "")  # not tune's
     assert "(train, tune jobs)" in (fields["test"].description or "")
-    assert set(PlotParams.model_fields) == {"metric", "x", "view"}
+    assert set(PlotParams.model_fields) == {"metric", "x", "view", "target"}
     asked = ComparisonParams.model_validate({"tolerance": 0.5, "optimizer": ["adam"]})
     race = params_for("race", KINDS["race"].comparison_params, asked)
     assert race.model_dump() == {"optimizer": ["adam"], "tolerance": 0.5}

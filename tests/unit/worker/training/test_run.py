@@ -88,7 +88,12 @@ def test_records_cover_every_epoch_with_lr_examples_and_time(tmp_path: Path) -> 
     assert [r.examples_seen for r in records] == [0, 1150, 2300, 3450]
     steps_per_epoch = -(-1150 // 64)
     assert records[1].learning_rate == pytest.approx(0.1 / (1 + 0.01 * steps_per_epoch), rel=1e-5)
-    assert all(r.epoch_seconds > 0 for r in records)
+    # Training seconds and evaluation seconds are counted apart: epoch 0 only evaluates.
+    assert records[0].epoch_seconds == 0 and (records[0].eval_seconds or 0) > 0
+    assert all(r.epoch_seconds > 0 and (r.eval_seconds or 0) > 0 for r in records[1:])
+    assert outcome.summary["eval_seconds"] == pytest.approx(
+        sum(r.eval_seconds or 0 for r in records), abs=1e-3
+    )
     assert outcome.summary["final"]["val_accuracy"] == records[-1].val_accuracy
 
 

@@ -119,3 +119,48 @@ def test_runs_without_values_rank_last_and_keep_their_reason() -> None:
     assert [r.label for r in ranking] == ["ok", "broken"]
     assert ranking[1].best is None and ranking[1].error is not None
     assert ranking[0].target is not None and not ranking[0].target.reached
+
+
+def test_time_to_target_counts_the_runs_that_never_got_there_as_censored() -> None:
+    """Fast reaches 0.9 at epochs 1, 2 on two seeds and never on the third (4 epochs trained);
+    slow at epoch 4 on one seed, never on two. The Kaplan-Meier estimate keeps the runs that
+    missed (censored at 4 epochs), and the log-rank test compares the arms."""
+    from dataclasses import replace
+
+    from core.kinds.train.compare import compare_runs
+    from core.survival import Observation, kaplan_meier, logrank
+
+    curves = {
+        ("fast", 0): [0.5, 0.95, 0.95, 0.95],
+        ("fast", 1): [0.5, 0.6, 0.91, 0.92],
+        ("fast", 2): [0.5, 0.6, 0.7, 0.8],
+        ("slow", 0): [0.5, 0.6, 0.7, 0.9],
+        ("slow", 1): [0.5, 0.6, 0.7, 0.8],
+        ("slow", 2): [0.4, 0.5, 0.6, 0.7],
+    }
+    runs, records = [], {}
+    for i, ((label, seed), values) in enumerate(curves.items()):
+        run = replace(facts(i, label, epochs=4), seed=seed)
+        runs.append(run)
+        records[run.id] = [record(run.id, e, v, seconds=0.5) for e, v in enumerate(values, start=1)]
+    found = compare_runs(runs, records, metric="val_accuracy", budgets=[4], target=0.9)
+    fast = next(a for a in found.ranking if a.label == "fast").target
+    slow = next(a for a in found.ranking if a.label == "slow").target
+    assert fast is not None and slow is not None
+    assert (fast.reached, fast.runs, slow.reached) == (2, 3, 1)
+    # The reached-only mean hides the miss (2.5 epochs); Kaplan-Meier's median is epoch 3.
+    assert fast.epochs.mean == 2.5 and fast.estimate.epochs.median == 3
+    assert slow.estimate.epochs.median is None  # two of three never got there
+    assert fast.estimate.epochs == kaplan_meier(
+        [Observation(2, True), Observation(3, True), Observation(4, False)]
+    )
+    assert fast.estimate.seconds.median == 1.5  # training seconds: 3 epochs x 0.5
+    assert fast.estimate.steps.median == 12
+    [pair] = found.target_pairs
+    expected = logrank(
+        [Observation(2, True), Observation(3, True), Observation(4, False)],
+        [Observation(4, True), Observation(4, False), Observation(4, False)],
+    )
+    assert (pair.statistic, pair.p_value) == expected
+    assert pair.p_holm == pair.p_value and pair.time == "epochs"
+    assert "median 3 epochs" in found.table.rows[0]["target"]
