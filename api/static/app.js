@@ -221,6 +221,8 @@ async function jobPage(jobId) {
       el("a", { href: `/jobs/${jobId}/export.csv` }, "export.csv")),
     ...(kind.picture ? [el("img", { src: `/jobs/${jobId}/plot.png`, id: "picture", style: "max-width:600px" })] : []),
     ...(kind.views || []).map((v) => el("img", { src: `/jobs/${jobId}/plot.png?view=${v}`, class: "view", "data-view": v, style: "max-width:600px" })),
+    // A job with a target: the fraction of each arm's runs that reached it (Kaplan-Meier).
+    ...(job.kind === "train" && job.spec.target ? [el("img", { src: `/jobs/${jobId}/plot.png?view=target&metric=${job.spec.target.metric}`, class: "view", "data-view": "target", style: "max-width:600px" })] : []),
     charts, el("h3", {}, "Comparison"), comparison, el("h3", {}, "Runs"), runTable);
   if (FINISHED.has(job.status)) cancelButton.disabled = true;
 

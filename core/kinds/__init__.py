@@ -61,7 +61,13 @@ else:
             _kind_of,
             custom_error_type="job_kind",
             custom_error_message=f"kind must be one of {', '.join(map(repr, KINDS))} "
-            f"(default {DEFAULT_KIND!r}; a body with an objective is a race)",
+            f"(default {DEFAULT_KIND!r}; "
+            + "; ".join(
+                f"a body with {k.spec.inferred_from!r} is {k.name!r}"
+                for k in KINDS.values()
+                if k.spec.inferred_from
+            )
+            + ")",
         ),
     ]
 _ANY_JOB: TypeAdapter[JobSpec] = TypeAdapter(AnyJobSpec)

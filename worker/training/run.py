@@ -25,7 +25,7 @@ from worker.training import checkpoints
 from worker.training.callbacks import EpochReporter, StopGuard, StopState
 from worker.training.datasets import Dataset, load_dataset
 from worker.training.models import build_model, load_uploaded_model, weights_sha256
-from worker.training.objective import objective_of
+from worker.training.objective import Objective, objective_of
 from worker.training.optimizers import build_optimizer, current_learning_rate
 
 EVAL_BATCH = 1024
@@ -142,39 +142,7 @@ def train(
     its checkpoint continues after that epoch with the same weights, optimizer moments,
     dropout RNG state and example order, so it computes what the uninterrupted run would have.
     """
-    data = load_dataset(
-        plan.dataset,
-        seed=plan.seed,
-        cache_dir=cache_dir,
-        fashion_mnist_dir=fashion_mnist_dir,
-        store=plan.store,
-        upload=plan.uploads.get(getattr(plan.dataset, "id", None)),
-    )
-    uploaded = plan.uploads.get(getattr(plan.model, "id", None))
-    objective = objective_of(
-        plan.task,
-        plan.loss,
-        data.num_classes,
-        model_activation=uploaded.meta.get("output_activation") if uploaded else None,
-    )
-    data = replace(
-        data,
-        y_train=objective.targets(data.y_train, data.num_classes),
-        y_val=None if data.y_val is None else objective.targets(data.y_val, data.num_classes),
-        y_test=None if data.y_test is None else objective.targets(data.y_test, data.num_classes),
-    )
-    keras.utils.set_random_seed(plan.seed)
-    if isinstance(plan.model, UploadedModelSpec):
-        if plan.store is None or uploaded is None:
-            raise RunFailed("the model is an upload and no artifact store is set")
-        model = load_uploaded_model(plan.store, uploaded, weights=plan.model.weights)
-    else:
-        model = build_model(
-            plan.model,
-            input_shape=data.input_shape,
-            num_classes=objective.outputs,
-            activation=objective.final_activation,
-        )
+    data, objective, model = prepare(plan, cache_dir=cache_dir, fashion_mnist_dir=fashion_mnist_dir)
     initial_sha = weights_sha256(model)
     model.compile(
         optimizer=build_optimizer(plan.optimizer),
@@ -278,6 +246,47 @@ def train(
             log.warning("trained model of run %s not kept: %s", plan.run_id, error)
             outcome.summary["model_not_kept"] = f"{type(error).__name__}: {error}"[:300]
     return outcome
+
+
+def prepare(
+    plan: TrainingPlan, *, cache_dir: Path, fashion_mnist_dir: Path | None = None
+) -> tuple[Dataset, Objective, keras.Model]:
+    """The run's data (split by its seed, targets as its objective wants them), objective and
+    model with the seed's initial weights (Keras is seeded before the model is built)."""
+    data = load_dataset(
+        plan.dataset,
+        seed=plan.seed,
+        cache_dir=cache_dir,
+        fashion_mnist_dir=fashion_mnist_dir,
+        store=plan.store,
+        upload=plan.uploads.get(getattr(plan.dataset, "id", None)),
+    )
+    uploaded = plan.uploads.get(getattr(plan.model, "id", None))
+    objective = objective_of(
+        plan.task,
+        plan.loss,
+        data.num_classes,
+        model_activation=uploaded.meta.get("output_activation") if uploaded else None,
+    )
+    data = replace(
+        data,
+        y_train=objective.targets(data.y_train, data.num_classes),
+        y_val=None if data.y_val is None else objective.targets(data.y_val, data.num_classes),
+        y_test=None if data.y_test is None else objective.targets(data.y_test, data.num_classes),
+    )
+    keras.utils.set_random_seed(plan.seed)
+    if isinstance(plan.model, UploadedModelSpec):
+        if plan.store is None or uploaded is None:
+            raise RunFailed("the model is an upload and no artifact store is set")
+        model = load_uploaded_model(plan.store, uploaded, weights=plan.model.weights)
+    else:
+        model = build_model(
+            plan.model,
+            input_shape=data.input_shape,
+            num_classes=objective.outputs,
+            activation=objective.final_activation,
+        )
+    return data, objective, model
 
 
 def save_trained_model(store: ArtifactStore, run_id: uuid.UUID, model: keras.Model) -> int:

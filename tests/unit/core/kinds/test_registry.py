@@ -33,7 +33,7 @@ def test_a_body_names_its_kind_or_implies_it_and_train_is_the_default() -> None:
     )
     race = parse_job({"kind": "race", "objective": {"function": "beale"}, "optimizers": ["sgd"]})
     assert isinstance(race, RaceSpec)
-    with pytest.raises(ValidationError, match="kind must be one of 'train', 'race'"):
+    with pytest.raises(ValidationError, match="kind must be one of 'train', 'lr_range', 'race', 'tune'"):
         parse_job({"kind": "tuning", "optimizers": ["sgd"]})
     with pytest.raises(ValidationError):  # a training job has no objective
         parse_job({"kind": "train", "objective": {"function": "beale"}, "optimizers": ["sgd"]})
@@ -43,7 +43,7 @@ def test_parameters_say_which_kinds_read_them_and_each_kind_gets_only_its_own() 
     fields = ComparisonParams.model_fields
     assert "(train jobs)" in (fields["metric"].description or "")
     assert "(race jobs)" in (fields["tolerance"].description or "")
-    assert "(train, race jobs)" in (fields["optimizer"].description or "")  # not tune's
+    assert "(train, lr_range, race jobs)" in (fields["optimizer"].description or "")  # not tune's
     assert "(train, tune jobs)" in (fields["test"].description or "")
     assert set(PlotParams.model_fields) == {"metric", "x", "view", "target"}
     asked = ComparisonParams.model_validate({"tolerance": 0.5, "optimizer": ["adam"]})
