@@ -11,6 +11,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -49,7 +50,7 @@ class TimeEstimate(BaseModel):
     curve: list[CurvePoint]
 
 
-def _censored(observations: Sequence[Observation]):
+def _censored(observations: Sequence[Observation]) -> Any:
     from scipy import stats
 
     return stats.CensoredData(

@@ -4,9 +4,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, StrictFloat, model_validator
 
-from core.contract import ContractModel, Integer
+from core.contract import ContractModel, Integer, integer
 from core.kinds.base import Problem
-from core.kinds.train.spec import DataModelSpec, _sweep, integer
+from core.kinds.train.spec import DataModelSpec, _sweep
 from core.runs import RunPlan
 from core.settings import Settings
 

@@ -33,7 +33,8 @@ def test_a_body_names_its_kind_or_implies_it_and_train_is_the_default() -> None:
     )
     race = parse_job({"kind": "race", "objective": {"function": "beale"}, "optimizers": ["sgd"]})
     assert isinstance(race, RaceSpec)
-    with pytest.raises(ValidationError, match="kind must be one of 'train', 'lr_range', 'race', 'tune'"):
+    kinds = "kind must be one of 'train', 'lr_range', 'race', 'tune'"
+    with pytest.raises(ValidationError, match=kinds):
         parse_job({"kind": "tuning", "optimizers": ["sgd"]})
     with pytest.raises(ValidationError):  # a training job has no objective
         parse_job({"kind": "train", "objective": {"function": "beale"}, "optimizers": ["sgd"]})

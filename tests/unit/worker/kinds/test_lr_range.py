@@ -1,5 +1,6 @@
 """The range test for real: Keras optimizers on digits as their learning rate rises."""
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def test_sgd_descends_then_blows_up_and_the_test_ends_there() -> None:
     assert steps == list(range(1, len(records) + 1)) and len(records) < 60
     assert records[0].learning_rate == 1e-5
     rates = [r.learning_rate for r in records]
-    assert all(b > a for a, b in zip(rates, rates[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(rates))
     stop = outcome.summary["stopped_at_step"]
     assert stop == records[-1].step
     assert records[-1].smoothed_loss is None or records[-1].smoothed_loss > 4 * min(
