@@ -14,7 +14,7 @@ from api import auth, errors, openapi
 from api.background import Background
 from api.limits import BodyLimit
 from api.queue import Broker
-from api.routes import catalog, comparisons, events, health, jobs, uploads
+from api.routes import catalog, comparisons, events, health, jobs, scores, uploads
 from api.routes.events import Snapshots
 from core.db import make_engine, make_session_factory
 from core.settings import Settings, get_settings
@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The dashboard: jobs, live curves, the comparison table and a form to submit."""
         return FileResponse(STATIC / "index.html")
 
-    for module in (health, catalog, auth, jobs, comparisons, events, uploads):
+    for module in (health, catalog, auth, jobs, comparisons, scores, events, uploads):
         app.include_router(module.router)
     openapi.install(app, settings)
     return app

@@ -156,6 +156,9 @@ class JobKind:
     # Called under the job's row lock whenever one of its runs pauses or ends (and the job is
     # not being cancelled); None: runs are independent and the job only settles.
     advance: Callable[[Progress], Steps] | None = None
+    # The runs a score across jobs reads (GET /scores), each a contestant's seed by its label:
+    # their records must be epochs (core.kinds.train.records.TrainRecord). None: not scored.
+    scored_runs: Callable[[Sequence[RunInfo]], list[RunInfo]] | None = None
 
     def job_metrics(self, spec: Mapping[str, Any]) -> tuple[str, ...]:
         return self.metrics if self.metrics_of is None else self.metrics_of(spec)

@@ -76,4 +76,5 @@ KIND = JobKind(
     examples=EXAMPLES,
     compare_across=compare_across,
     metrics_of=lambda spec: TASK_METRICS[spec.get("task") or "classification"],
+    scored_runs=list,
 )

@@ -62,4 +62,6 @@ KIND = JobKind(
     metrics_of=lambda spec: TASK_METRICS[spec.get("task") or "classification"],
     advance=advance,
     views=("budget", "sensitivity"),
+    # The verdict's runs: the chosen configurations on the final seeds, not the search.
+    scored_runs=lambda runs: [r for r in runs if r.phase == 2],
 )
