@@ -18,7 +18,7 @@ from core import kinds
 from core.db import after_commit
 from core.errors import Conflict, Invalid, LimitExceeded, NotFound, Rejected
 from core.keys import Principal
-from core.kinds.base import Comparand, Drawing, JobSpec
+from core.kinds.base import Comparand, Drawing, JobSpec, Referenced
 from core.models import FINISHED_JOB, Job
 from core.records import Sequenced
 from core.repositories import JobRepository, RecordRepository, UploadRepository
@@ -63,6 +63,7 @@ def submit(
 ) -> tuple[JobOut, bool]:
     """Queue a job: its runs and their messages in one transaction. The answer, and whether
     it is an earlier job replayed for the same Idempotency-Key."""
+    resolve_jobs(session, principal, spec)
     problems = spec.problems(settings)
     if problems:
         raise Rejected(problems)
@@ -115,6 +116,30 @@ def resolve_uploads(session: Session, principal: Principal, spec: JobSpec) -> No
     if missing:
         raise Rejected(missing)
     problems = spec.check_uploads(meta)
+    if problems:
+        raise Rejected(problems)
+
+
+def resolve_jobs(session: Session, principal: Principal, spec: JobSpec) -> None:
+    """Take from the earlier jobs the spec names what it needs (a range test's interval);
+    a job the principal cannot see is as unknown as a missing one."""
+    named = spec.referenced_jobs()
+    if not named:
+        return
+    found: dict[Any, Referenced] = {}
+    missing = []
+    for loc, job_id in named:
+        if job_id in found:
+            continue
+        job = JobRepository(session).visible(job_id, principal, with_runs=True)
+        if job is None:
+            missing.append((loc, f"no job {job_id}"))
+            continue
+        answer = kinds.compare(comparand(session, job, kinds.ComparisonParams()))
+        found[job_id] = Referenced(kind=job.kind, status=job.status.value, comparison=answer)
+    if missing:
+        raise Rejected(missing)
+    problems = spec.use_jobs(found)
     if problems:
         raise Rejected(problems)
 

@@ -31,7 +31,9 @@ from core.scores import (
     scored,
 )
 
-TARGET = re.compile(r"^(?P<job>[0-9a-fA-F-]{32,36}):(?P<value>.+)$")
+UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+NUMBER = r"[-+]?([0-9]{1,20}(\.[0-9]{0,20})?|\.[0-9]{1,20})([eE][-+]?[0-9]{1,2})?"
+TARGET = re.compile(f"^(?P<job>{UUID}):(?P<value>{NUMBER})$")
 NEVER = {"diverged", "failed"}
 ENDED = {"succeeded", "failed", "cancelled"}
 FIELD = {"epochs": "epochs", "steps": "steps", "seconds": "seconds"}
@@ -51,11 +53,12 @@ class ScoreParams(BaseModel):
         description="The arm (label) speedups are measured against, and whose median best "
         "value is the target where it is auto.",
     )
-    target: list[Annotated[str, Field(max_length=100)]] = Field(
+    target: list[Annotated[str, Field(max_length=100, pattern=TARGET.pattern)]] = Field(
         default_factory=list,
         max_length=100,
-        description="JOB:VALUE (repeatable): that workload's target; a job not named has "
-        "target auto (the baseline's median best value over seeds).",
+        description="JOB:VALUE (repeatable): that workload's target; the job must be one of "
+        "job_id. A job not named has target auto (the baseline's median best value over "
+        "seeds).",
     )
     r_max: float = Field(
         default=4.0, gt=1, le=1000, allow_inf_nan=False, description="The profile's reach."

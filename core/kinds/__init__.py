@@ -13,10 +13,18 @@ import importlib
 import pkgutil
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter, create_model
+from pydantic import (
+    BaseModel,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 from pydantic.fields import FieldInfo
 
-from core.errors import Invalid
+from core.errors import Invalid, NotFound
 from core.kinds.base import Comparand, Drawing, JobKind, JobSpec
 
 __path__ = pkgutil.extend_path(__path__, __name__)
@@ -121,12 +129,18 @@ PlotParams = merged_params("PlotParams", {k.name: k.plot_params for k in KINDS.v
 
 
 def params_for(kind: str, model: type[BaseModel], merged: BaseModel) -> BaseModel:
-    """The kind's own parameters from the merged ones: only what was given, its defaults else."""
+    """The kind's own parameters from the merged ones: only what was given, its defaults else.
+    A value only another kind takes (a tuned comparison's view of a training job) is a 404:
+    this job has no such thing, as it may have no such arm."""
     given = merged.model_dump(include=set(model.model_fields), exclude_unset=True)
     try:
         return model.model_validate(given)
-    except ValueError as error:
-        raise Invalid(f"a {kind} job cannot be asked that: {error}") from error
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(map(str, first["loc"]))
+        raise NotFound(
+            f"a {kind} job has no {field} {first.get('input')!r}: {first['msg']}"
+        ) from error
 
 
 def compare(comparand: Comparand) -> BaseModel:

@@ -61,10 +61,30 @@ class JobSpec(ContractModel):
         """Given the facts of the uploads it names (by id), why the job cannot run on them."""
         return []
 
+    def referenced_jobs(self) -> list[tuple[tuple[str | int, ...], Any]]:
+        """Earlier jobs the job takes something from (a tuning job's learning-rate interval
+        from a range test): where in the body, and the job's id. Resolved at submission,
+        before anything else is checked."""
+        return []
+
+    def use_jobs(self, found: Mapping[Any, "Referenced"]) -> list[Problem]:
+        """Given each job it names, take what it needs into the spec (the stored job then
+        says it outright); why it cannot, if it cannot."""
+        return []
+
     @classmethod
     def settings_bounds(cls, settings: Settings) -> dict[str, int]:
         """Schema maxima that come from settings, by field: they appear in /openapi.json."""
         return {}
+
+
+@dataclass(frozen=True)
+class Referenced:
+    """A job another job's spec names: its kind, status and comparison (default parameters)."""
+
+    kind: str
+    status: str
+    comparison: BaseModel
 
 
 @dataclass(frozen=True)

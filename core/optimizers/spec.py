@@ -43,7 +43,7 @@ def _annotation(param: Param) -> Any:
     if param.kind == "bool":
         annotation: Any = StrictBool
     elif param.kind == "str_list":
-        name = Annotated[str, Field(min_length=1, max_length=100)]
+        name = text(min_length=1, max_length=100)  # stored: no NUL
         annotation = Annotated[list[name], Field(min_length=1, max_length=32)]
     elif param.kind == "int":
         annotation = integer(**param.bounds())

@@ -237,8 +237,18 @@ def test_comparison_ranks_stored_runs_and_reports_target(
         "steps": 8,
         "seconds": 1.0,
         "examples": 200,
+        "trained_epochs": 2,
+        "trained_steps": 8,
+        "trained_seconds": 1.0,
+        "eval_seconds": 0.0,
     }
-    assert answer["runs"][1]["target"]["reached"] is False
+    missed = answer["runs"][1]["target"]
+    assert missed["reached"] is False and missed["epochs"] is None
+    assert missed["trained_epochs"] == 2  # censored there: longer than 2 epochs, not never
+    arms = {a["label"]: a["target"] for a in answer["ranking"]}
+    assert arms["adam"]["estimate"]["epochs"]["median"] == 2
+    assert arms["sgd"]["estimate"]["epochs"]["median"] is None
+    assert answer["target_pairs"][0]["time"] == "epochs"
     assert [b["epochs"] for b in top["budgets"]] == [1, 2]
     assert [a["label"] for a in answer["ranking"]] == ["adam", "sgd"]
     assert "one seed: no significance" in answer["significance"]

@@ -7,7 +7,8 @@ What no JSON schema can state is stated in the schema's descriptions and kept ou
 generated requests here, each by its own rule: a job's model must fit its dataset (and an
 upload it names must exist); its loss, task and target metric must fit the dataset's task;
 a job's runs (optimizers x batch sizes x seeds) are within the service's limit; a tuned
-comparison's rules across fields (`tuning_rules_hold`); an
+comparison's rules across fields (`tuning_rules_hold`), a range test's
+(`lr_range_rules_hold`) and a score's target naming one of its jobs; an
 Idempotency-Key is not reused for another body; and what an uploaded file holds is beyond a
 schema (a positive case sends a sound file; tests/service/test_uploads.py checks what files
 are refused). State the fuzzer cannot know (a job's arms, the metrics its task records,
@@ -64,6 +65,8 @@ def tuning_rules_hold(body: dict[str, Any]) -> bool:
     for optimizer in optimizers:
         schedule = optimizer.get("learning_rate")
         for key, dist in (optimizer.get("search") or {}).items():
+            if "from_range_test" in dist:
+                return False  # a range test the fuzzer cannot have run (tested in test_kinds)
             ((name, values),) = dist.items()
             if name != "choice" and not values[0] < values[1]:
                 return False
@@ -111,6 +114,16 @@ def tuning_rules_hold(body: dict[str, Any]) -> bool:
     )
 
 
+def lr_range_rules_hold(body: dict[str, Any]) -> bool:
+    """A range test's rules JSON Schema cannot state: max above min; no optimizer gives a
+    learning rate (the test sets it)."""
+    test = body.get("lr_range") or {}
+    if not test.get("min", 1e-7) < test.get("max", 10.0):
+        return False
+    optimizers = [o for o in body.get("optimizers", []) if isinstance(o, dict)]
+    return not any({"learning_rate", "lr", "decay"} & o.keys() for o in optimizers)
+
+
 def tune_total(body: dict[str, Any]) -> int:
     tuning = body.get("tuning") or {}
     trials = tuning.get("trials", 16)
@@ -125,9 +138,14 @@ def fits(body: Any) -> bool:
     """Whether a generated training job's model fits its dataset (a rule across two fields)."""
     if not isinstance(body, dict) or "objective" in body:
         return True
-    kind = body.get("kind", "tune" if "tuning" in body else "train")
-    if kind not in ("train", "tune"):
+    implied = [k for k in ("lr_range", "tuning") if k in body]
+    kind = body.get(
+        "kind", {"lr_range": "lr_range", "tuning": "tune"}.get(next(iter(implied), ""), "train")
+    )
+    if kind not in ("train", "tune", "lr_range"):
         return True
+    if kind == "lr_range" and not lr_range_rules_hold(body):
+        return False
 
     try:
         model = MODEL.validate_python(body.get("model", {"preset": "mlp"}))
@@ -237,6 +255,16 @@ def test_every_generated_request_is_answered_as_the_schema_says(
     @schema.hook
     def filter_case(context: Any, case: Any) -> bool:
         positive = case.meta is not None and case.meta.generation.mode.is_positive
+        if positive and case.path.startswith("/scores") and isinstance(case.query, dict):
+            # a workload's target names one of the workloads (a rule across two parameters)
+            def listed(name: str) -> list[str]:
+                value = case.query.get(name)
+                return [
+                    str(v) for v in (value if isinstance(value, list) else [value] if value else [])
+                ]
+
+            jobs = {j.lower() for j in listed("job_id")}
+            return all(t.partition(":")[0].lower() in jobs for t in listed("target"))
         return not (positive and case.path == "/jobs" and case.method == "POST") or fits(case.body)
 
     @schema.hook

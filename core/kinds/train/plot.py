@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from core.errors import Invalid
+from core.errors import NotFound
 from core.kinds.base import Comparand, Drawing, colors
 from core.kinds.train.records import TrainRecord
 from core.kinds.train.results import ComparisonParams, PlotParams
@@ -70,8 +70,8 @@ def _target(drawing: Drawing, axes: Axes) -> None:
     target = params.target
     if target is None and spec.target is not None and spec.target.metric == params.metric:
         target = spec.target.value
-    if target is None:
-        raise Invalid(
+    if target is None:  # this job has none: as a job has no such arm
+        raise NotFound(
             "view=target needs a target: pass target=VALUE (and metric=), or submit the job "
             "with one"
         )

@@ -8,6 +8,7 @@ order, so the order the client wrote them in (which JSONB does not keep) changes
 
 import itertools
 import math
+import uuid
 import warnings
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
@@ -48,6 +49,23 @@ class LogUniform(ContractModel):
     def position(self, value: float) -> float:
         lo, hi = (math.log(v) for v in self.log_uniform)
         return (math.log(value) - lo) / (hi - lo)
+
+
+class FromRangeTest(LogUniform):
+    """The learning rate searched log-uniformly over the usable interval a finished
+    learning-rate range test (an lr_range job) found for this optimizer: {"from_range_test":
+    JOB_ID}. The service writes the interval in as `log_uniform` when the job is submitted, so
+    the stored job says exactly what was searched, and where it came from."""
+
+    from_range_test: uuid.UUID
+    log_uniform: Pair | None = None  # type: ignore[assignment]
+
+    @property
+    def resolved(self) -> bool:
+        return self.log_uniform is not None
+
+    def check(self) -> str | None:
+        return super().check() if self.resolved else None
 
 
 class Uniform(ContractModel):
@@ -118,6 +136,8 @@ class Choice(ContractModel):
 
 
 def _distribution_of(value: Any) -> str | None:
+    if isinstance(value, FromRangeTest) or (isinstance(value, dict) and "from_range_test" in value):
+        return "from_range_test"
     if isinstance(value, dict) and len(value) == 1:
         return str(next(iter(value)))
     if isinstance(value, ContractModel):
@@ -130,6 +150,7 @@ if TYPE_CHECKING:
 else:
     Distribution = Annotated[
         Union[  # noqa: UP007
+            Annotated[FromRangeTest, Tag("from_range_test")],
             Annotated[LogUniform, Tag("log_uniform")],
             Annotated[Uniform, Tag("uniform")],
             Annotated[IntUniform, Tag("int_uniform")],
@@ -139,7 +160,8 @@ else:
             _distribution_of,
             custom_error_type="distribution",
             custom_error_message="a distribution is one of {log_uniform: [lo, hi]}, "
-            "{uniform: [lo, hi]}, {int_uniform: [lo, hi]} or {choice: [...]}",
+            "{uniform: [lo, hi]}, {int_uniform: [lo, hi]}, {choice: [...]} or, for "
+            "learning_rate, {from_range_test: JOB_ID}",
         ),
     ]
 

@@ -2,6 +2,7 @@
 with the same number of trials, select on validation data with the tuning seeds, and are
 judged on fresh seeds and the held-out test set. Validated without Keras."""
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
@@ -19,7 +20,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
 from core.contract import ContractModel, integer
-from core.kinds.base import distinct
+from core.kinds.base import Problem, Referenced, distinct
 from core.kinds.train.results import RankBy
 from core.kinds.train.spec import Metric, TrainSpec
 from core.kinds.tune.search import (
@@ -27,6 +28,7 @@ from core.kinds.tune.search import (
     DISTRIBUTION_NAMES,
     Choice,
     Distribution,
+    FromRangeTest,
     Sampler,
     SearchSpace,
     apply,
@@ -127,6 +129,16 @@ def search_schema(name: str) -> dict[str, Any]:
         schema = distribution_schema(param)
         if schema is not None:
             properties[key] = schema
+    if "learning_rate" in properties:
+        properties["learning_rate"]["oneOf"].append(
+            _one(
+                "from_range_test",
+                {"type": "string", "format": "uuid"},
+                "from_range_test: the id of a succeeded lr_range job; its usable interval for "
+                "this optimizer (by label, else by name, at this batch size) is searched "
+                "log-uniformly, and written into the stored job as log_uniform",
+            )
+        )
     for params in SCHEDULE_PARAMS.values():
         for key, param in params.items():
             schema = distribution_schema(param)
@@ -332,7 +344,7 @@ class TuneSpec(TrainSpec):
                 "from seeds never used to choose"
             )
         for i, optimizer in enumerate(self.optimizers):
-            if self.tuning.sampler == "grid":
+            if self.tuning.sampler == "grid" and self.resolved:
                 levels = grid_levels(optimizer.search, budgets[i])
                 if isinstance(levels, str):
                     raise ValueError(f"optimizers[{i}] ({optimizer.canonical}): {levels}")
@@ -361,6 +373,43 @@ class TuneSpec(TrainSpec):
             except ValueError as error:
                 return [(("tuning", "select_by"), str(error))]
         return found
+
+    @property
+    def resolved(self) -> bool:
+        """Whether every interval taken from a range test has been written in."""
+        return all(
+            d.resolved
+            for o in self.optimizers
+            for d in o.search.values()
+            if isinstance(d, FromRangeTest)
+        )
+
+    def referenced_jobs(self) -> list[tuple[tuple[str | int, ...], Any]]:
+        return [
+            (("optimizers", i, "search", key, "from_range_test"), dist.from_range_test)
+            for i, o in enumerate(self.optimizers)
+            for key, dist in o.search.items()
+            if isinstance(dist, FromRangeTest)
+        ]
+
+    def use_jobs(self, found: Mapping[Any, Referenced]) -> list[Problem]:
+        """Each from_range_test takes the usable interval the range test found for the arm of
+        the same label (or, unlabelled, the same optimizer) at the same batch size."""
+        problems: list[Problem] = []
+        for i, optimizer in enumerate(self.optimizers):
+            for key, dist in optimizer.search.items():
+                if isinstance(dist, FromRangeTest):
+                    where = ("optimizers", i, "search", key, "from_range_test")
+                    why = take_interval(dist, optimizer, self.batch_size[0], found)
+                    if why:
+                        problems.append((where, why))
+        if problems:
+            return problems
+        try:
+            type(self).model_validate(self.model_dump(mode="json"))
+        except ValueError as error:
+            return [(("optimizers",), f"with the range test's interval: {error}")]
+        return []
 
     # ------------------------------------------------------------ the protocol
 
@@ -494,6 +543,41 @@ def _param_table(optimizer: TunedOptimizer, key: str) -> tuple[Any, str] | str:
     return params[tail], key
 
 
+def take_interval(
+    dist: FromRangeTest,
+    optimizer: TunedOptimizer,
+    batch_size: int,
+    found: Mapping[Any, Referenced],
+) -> str | None:
+    """Write the range test's usable interval for this optimizer into `dist`; or why not."""
+    from core.kinds.lr_range.compare import LrRangeComparison
+
+    job_id, job = dist.from_range_test, found[dist.from_range_test]
+    if job.kind != "lr_range" or not isinstance(job.comparison, LrRangeComparison):
+        return f"job {job_id} is a {job.kind} job, not a learning-rate range test (lr_range)"
+    if job.status != "succeeded":
+        return f"range test {job_id} is {job.status}; take its interval once it has succeeded"
+    want = optimizer.label or optimizer.canonical
+    arms = [
+        a
+        for a in job.comparison.arms
+        if (a.label == optimizer.label if optimizer.label else a.optimizer == optimizer.canonical)
+        and a.batch_size in (None, batch_size)
+    ]
+    if len(arms) != 1:
+        have = ", ".join(f"{a.label} (batch size {a.batch_size})" for a in job.comparison.arms)
+        many = "no" if not arms else "more than one"
+        return (
+            f"range test {job_id} has {many} arm {want!r} at batch size {batch_size} (label "
+            f"the optimizer to choose); it has {have}"
+        )
+    usable = arms[0].suggestion.usable
+    if usable is None:
+        return f"range test {job_id} found no usable interval for {want!r} (its loss never fell)"
+    dist.log_uniform = [float(f"{usable[0]:.6g}"), float(f"{usable[1]:.6g}")]
+    return None
+
+
 def check_search(optimizer: TunedOptimizer) -> str | None:
     """Why the optimizer's search is not one Keras could run, if it is not: each key must
     be an argument of it, searched by a distribution of its type, within its bounds."""
@@ -505,6 +589,11 @@ def check_search(optimizer: TunedOptimizer) -> str | None:
         param, _ = found
         if "." not in key and key in given:
             return f"search: {key} is both given and searched; give one"
+        if isinstance(dist, FromRangeTest):
+            if key != "learning_rate":
+                return f"search {key}: from_range_test gives an interval of learning_rate only"
+            if not dist.resolved:
+                continue  # the service writes the interval in at submission, then checks it
         if not isinstance(dist, DIMENSION_KINDS[param.kind]):
             allowed = ", ".join(DISTRIBUTION_NAMES[t] for t in DIMENSION_KINDS[param.kind])
             allowed = allowed or "nothing (not searchable)"

@@ -4,7 +4,7 @@ implies one), and one query model that says which kinds read each parameter."""
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from core.errors import Invalid
+from core.errors import NotFound
 from core.kinds import (
     KINDS,
     RECORD_ITEMS,
@@ -69,7 +69,7 @@ def test_parameters_of_one_name_merge_their_choices_or_refuse_to() -> None:
     merged = merged_params("M", {"a": A, "b": B})
     assert merged.model_validate({"metric": "f"}).metric == "f"  # type: ignore[attr-defined]
     assert merged.model_validate({}).metric is None  # type: ignore[attr-defined]  # each its own
-    with pytest.raises(Invalid, match="a b job cannot be asked that"):
+    with pytest.raises(NotFound, match="a b job has no metric 'loss'"):
         params_for("b", B, merged.model_validate({"metric": "loss"}))
     with pytest.raises(TypeError, match="disagree on the type of the parameter 'metric'"):
         merged_params("M", {"a": A, "c": C})
