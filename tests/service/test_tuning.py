@@ -2,9 +2,11 @@
 when the last of the group arrives, resumed runs get their messages through the outbox,
 phase 2 is queued when phase 1 ends, and a cancel or the reaper treat paused runs right."""
 
+import json
 import uuid
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,7 +18,9 @@ from core.reaper import reap
 from core.repositories import RunRepository
 from core.settings import Settings
 from core.stream import MetricsStream, make_redis
+from tests.conftest import auth
 from tests.service.test_api import record, store, submit, worker_context
+from worker.service import store_records
 
 QUEUE = "optarena.test.tuning"
 JOB: dict[str, Any] = {
@@ -138,3 +142,98 @@ def test_a_cancel_ends_paused_runs_and_the_reaper_leaves_them_alone(
     done = client.get(f"/jobs/{job['id']}").json()
     assert done["status"] == "cancelled"
     assert {r["status"] for r in done["runs"]} == {"cancelled"}
+
+
+def range_test(
+    client: TestClient, sessions: sessionmaker[Session], ctx: Any, *, finished: bool = True
+) -> dict[str, Any]:
+    """A range test of sgd and adam whose stored steps put each one's usable interval where
+    the loss falls: a tanh drop centred on 1e-2 (sgd) and 1e-3 (adam)."""
+    import math
+    from datetime import UTC, datetime
+
+    from core.kinds.lr_range.records import LrRangeRecord
+    from core.kinds.lr_range.schedule import learning_rates
+
+    job = submit(
+        client,
+        {
+            "lr_range": {"min": 1e-6, "max": 1.0, "steps": 61, "smoothing": 0.0},
+            "optimizers": ["sgd", "adam"],
+            "dataset": {"name": "digits"},
+        },
+    )
+    for run in job["runs"]:
+        centre = -2 if run["label"] == "sgd" else -3
+        rates = learning_rates(1e-6, 1.0, 61)
+        losses = [2 - math.tanh(2 * (math.log10(lr) - centre)) + lr for lr in rates]
+        records = [
+            LrRangeRecord(
+                run_id=uuid.UUID(run["id"]),
+                step=i + 1,
+                learning_rate=lr,
+                loss=loss,
+                smoothed_loss=loss,
+                seconds=0.01,
+                time=datetime.now(UTC),
+            )
+            for i, (lr, loss) in enumerate(zip(rates, losses, strict=True))
+        ]
+        store_records(uuid.UUID(job["id"]), records, ctx)
+        if finished:
+            finish(sessions, run["id"])
+    return job
+
+
+def test_a_tuning_job_takes_its_interval_from_a_range_test(
+    client: TestClient, sessions: sessionmaker[Session], test_settings: Settings
+) -> None:
+    ctx = worker_context(
+        test_settings,
+        sessions,
+        MetricsStream(make_redis(test_settings.redis_url), maxlen=100, ttl_seconds=60),
+    )
+    tested = range_test(client, sessions, ctx)
+    answer = client.get(f"/jobs/{tested['id']}/comparison").json()
+    usable = {a["label"]: a["suggestion"]["usable"] for a in answer["arms"]}
+    assert usable["sgd"][0] < 1e-2 < usable["sgd"][1]  # the fall is centred on 1e-2
+    assert usable["adam"][0] < 1e-3 < usable["adam"][1]
+    body = JOB | {
+        "optimizers": [
+            {"name": "sgd", "search": {"learning_rate": {"from_range_test": tested["id"]}}},
+            {"name": "adam", "search": {"learning_rate": {"from_range_test": tested["id"]}}},
+        ]
+    }
+    job = submit(client, body)
+    stored = {o["name"]: o["search"]["learning_rate"] for o in job["spec"]["optimizers"]}
+    for name in ("sgd", "adam"):
+        # the stored job says what was searched, and where it came from
+        assert stored[name]["from_range_test"] == tested["id"]
+        assert stored[name]["log_uniform"] == pytest.approx(usable[name], rel=1e-5)
+        drawn = [r["optimizer"]["learning_rate"] for r in job["runs"] if r["label"] == name]
+        assert all(usable[name][0] * 0.99 <= lr <= usable[name][1] * 1.01 for lr in drawn)
+
+    def refused(search: dict[str, Any], why: str, status: int = 422) -> None:
+        wrong = JOB | {"optimizers": [{"name": "sgd", "search": search}, JOB["optimizers"][1]]}
+        response = client.post("/jobs", json=wrong)
+        assert response.status_code == status, response.text
+        assert why in json.dumps(response.json()), response.json()
+
+    training = submit(client, {"optimizers": ["sgd"], "epochs": 1})
+    running = range_test(client, sessions, ctx, finished=False)
+    unknown = str(uuid.uuid4())
+    refused({"learning_rate": {"from_range_test": unknown}}, f"no job {unknown}")
+    refused({"learning_rate": {"from_range_test": training["id"]}}, "is a train job")
+    refused({"learning_rate": {"from_range_test": running["id"]}}, "is queued")
+    refused({"momentum": {"from_range_test": tested["id"]}}, "learning_rate only")
+    nadam = JOB | {
+        "optimizers": [
+            {"name": "nadam", "search": {"learning_rate": {"from_range_test": tested["id"]}}},
+            JOB["optimizers"][1],
+        ]
+    }
+    response = client.post("/jobs", json=nadam)
+    assert response.status_code == 422 and "has no arm 'nadam'" in response.text
+    with TestClient(client.app, headers=auth("other")) as other:
+        response = other.post("/jobs", json=body)
+        assert response.status_code == 422 and f"no job {tested['id']}" in response.text

@@ -2,7 +2,14 @@
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, StrictFloat, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictFloat,
+    field_serializer,
+    model_validator,
+)
 
 from core.contract import ContractModel, Integer, integer
 from core.kinds.base import Problem
@@ -18,6 +25,14 @@ RANGE_EXAMPLE: dict[str, Any] = {
     "batch_size": 64,
     "lr_range": {"min": 1e-7, "max": 10, "steps": 200, "smoothing": 0.98, "stop_factor": 4},
 }
+
+
+def _rateless(config: Any) -> Any:
+    return (
+        {k: v for k, v in config.items() if k != "learning_rate"}
+        if isinstance(config, dict)
+        else config
+    )
 
 
 class RangeSpec(ContractModel):
@@ -84,6 +99,11 @@ class LrRangeSpec(DataModelSpec):
                 )
         return self
 
+    @field_serializer("optimizers", mode="wrap")
+    def _without_rate(self, value: Any, handler: SerializerFunctionWrapHandler) -> Any:
+        """Stored and shown without a learning rate: the test sets it, step by step."""
+        return [_rateless(o) for o in handler(value)]
+
     def expand(self) -> list[RunPlan]:
         """One run per seed x batch size x optimizer, seed first."""
         labels = self.arm_labels()
@@ -97,7 +117,7 @@ class LrRangeSpec(DataModelSpec):
                             index=len(runs),
                             arm=arm,
                             label=f"{labels[arm]} bs={batch_size}" if several else labels[arm],
-                            optimizer=optimizer.config,
+                            optimizer=_rateless(optimizer.config),
                             budget=self.lr_range.steps,
                             seed=seed,
                             batch_size=batch_size,

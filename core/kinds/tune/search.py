@@ -57,7 +57,7 @@ class FromRangeTest(LogUniform):
     JOB_ID}. The service writes the interval in as `log_uniform` when the job is submitted, so
     the stored job says exactly what was searched, and where it came from."""
 
-    from_range_test: uuid.UUID
+    from_range_test: uuid.UUID = Field(strict=False)  # JSON gives the id as a string
     log_uniform: Pair | None = None  # type: ignore[assignment]
 
     @property
