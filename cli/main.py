@@ -361,21 +361,133 @@ def plot(
     x: Annotated[str, typer.Option(help="epoch, steps, examples or seconds.")] = "epoch",
     view: Annotated[
         str | None,
-        typer.Option(help="A tuned comparison's view: budget, sensitivity or curves."),
+        typer.Option(
+            help="target: the fraction of runs that reached --target (Kaplan-Meier); a tuned "
+            "comparison's budget, sensitivity or curves."
+        ),
+    ] = None,
+    target: Annotated[
+        float | None, typer.Option(help="view target's value (default: the job's).")
     ] = None,
 ) -> None:
-    """Save the learning curves (a race's contour, a tuned comparison's views) as PNG or SVG."""
+    """Save the learning curves (a race's contour, a range test's loss against learning rate,
+    a tuned comparison's views) as PNG or SVG."""
+    params: dict[str, Any] = {"metric": metric, "x": x}
+    params |= ({"view": view} if view else {}) | ({"target": target} if target is not None else {})
+    _save_plot(f"/jobs/{job_id}/plot", output, params)
+
+
+def _save_plot(path: str, output: Path, params: dict[str, Any]) -> None:
     fmt = output.suffix.lstrip(".").lower()
     if fmt not in ("png", "svg"):
         raise typer.BadParameter("the output must end in .png or .svg")
     with _client() as client:
-        response = client.request(
-            "GET",
-            f"/jobs/{job_id}/plot.{fmt}",
-            params={"metric": metric, "x": x} | ({"view": view} if view else {}),
-        )
+        response = client.request("GET", f"{path}.{fmt}", params=params)
     output.write_bytes(response.content)
     out.print(f"saved {output}")
+
+
+@app.command("range-test")
+def range_test(
+    optimizers: Annotated[str, typer.Option(help="Comma-separated: sgd,adam,rmsprop.")],
+    dataset: Annotated[
+        str, typer.Option(help="digits, fashion_mnist, ... or the id of one you uploaded.")
+    ] = "digits",
+    model: Annotated[
+        str | None, typer.Option(help="The id of a model you uploaded (default: an MLP).")
+    ] = None,
+    batch_size: Annotated[str, typer.Option(help="64, or several: 32,128.")] = "32",
+    seeds: Annotated[str, typer.Option(help="0 or 0,1,2.")] = "0",
+    lr_min: Annotated[float, typer.Option("--min", help="The first step's learning rate.")] = 1e-7,
+    lr_max: Annotated[float, typer.Option("--max", help="The last step's learning rate.")] = 10.0,
+    steps: Annotated[int, typer.Option(help="Steps per optimizer.")] = 100,
+    smoothing: Annotated[float, typer.Option(help="The loss's moving-average beta.")] = 0.98,
+    stop_factor: Annotated[
+        float | None,
+        typer.Option(help="End when the smoothed loss passes this many times its best."),
+    ] = 4.0,
+    name: Annotated[str | None, typer.Option(help="A name for the job.")] = None,
+    watch_job: Annotated[
+        bool, typer.Option("--watch", help="Follow the test until it ends.")
+    ] = False,
+) -> None:
+    """Run the learning-rate range test: prints its id (with --watch, the suggestions). A
+    tuning job takes an optimizer's interval with {"from_range_test": ID}."""
+    body = build_job(
+        None,
+        optimizers=optimizers,
+        dataset=dataset,
+        epochs=None,
+        batch_size=batch_size,
+        seeds=seeds,
+        name=name,
+        model=model,
+    )
+    body["kind"] = "lr_range"
+    body["lr_range"] = {
+        "min": lr_min,
+        "max": lr_max,
+        "steps": steps,
+        "smoothing": smoothing,
+        "stop_factor": stop_factor,
+    }
+    with _client() as client:
+        job = client.json("POST", "/jobs", json=body)
+    if watch_job:
+        err.print(f"submitted range test {job['id']} ({len(job['runs'])} runs)")
+        watch(job["id"])
+    else:
+        out.print(job["id"])
+
+
+@app.command()
+def score(
+    job_ids: Annotated[list[str], typer.Argument(help="The jobs: each is a workload.")],
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="The arm speedups are against, whose median best is an auto target."),
+    ] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(help="JOB:VALUE, repeatable; a job without one has target auto."),
+    ] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="The metric (default: each job's headline metric).")
+    ] = None,
+    time: Annotated[str, typer.Option(help="seconds (training), steps or epochs.")] = "seconds",
+    r_max: Annotated[float, typer.Option(help="The profile's reach.")] = 4.0,
+    plot_file: Annotated[
+        Path | None, typer.Option("--plot", help="Also save the profiles: scores.png or .svg")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+) -> None:
+    """Score optimizers across jobs with performance profiles, as MLCommons AlgoPerf does."""
+    params: dict[str, Any] = {"job_id": job_ids, "time": time, "r_max": r_max}
+    params |= {"baseline": baseline} if baseline else {}
+    params |= {"target": target} if target else {}
+    params |= {"metric": metric} if metric else {}
+    with _client() as client:
+        answer = client.json("GET", "/scores", params=params)
+    if as_json:
+        out.print_json(data=answer)
+    else:
+        for w in answer["workloads"]:
+            times = ", ".join(
+                f"{a['label']} {'never' if a['time'] is None else format(a['time'], '.4g')}"
+                for a in w["arms"]
+            )
+            out.print(
+                escape(
+                    f"{w['name']} ({w['dataset']}): {w['metric']} {w['target']:.4g} "
+                    f"[{w['target_source']}]; {time} to target: {times}"
+                ),
+                highlight=False,
+            )
+        _print_comparison(answer)
+        for warning in answer["warnings"]:
+            out.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+    if plot_file is not None:
+        _save_plot("/scores/plot", plot_file, params)
 
 
 @app.command()

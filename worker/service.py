@@ -143,6 +143,10 @@ def _claim(session: Session, run_id: uuid.UUID, ctx: WorkerContext) -> Claimed |
     current = runs.get(run_id)
     if current is None:
         return "skipped"
+    # The job's row first, as a cancel and every decision take it: a claim that locked the
+    # run first could deadlock with a cancel cancelling that (still queued) run.
+    jobs = JobRepository(session)
+    jobs.get(current.job_id, lock=True)
     dead = current.worker if _dead_here(current.worker) else None
     run = runs.claim(
         run_id,
@@ -154,7 +158,6 @@ def _claim(session: Session, run_id: uuid.UUID, ctx: WorkerContext) -> Claimed |
         log.info("run %s is %s (ended or alive elsewhere); skipping", run_id, current.status)
         return "skipped"
     job_id = run.job_id
-    jobs = JobRepository(session)
     job = jobs.get(job_id)
     assert job is not None
     if job.cancel_requested_at is not None:

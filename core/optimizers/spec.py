@@ -44,7 +44,7 @@ def _annotation(param: Param) -> Any:
         annotation: Any = StrictBool
     elif param.kind == "str_list":
         name = text(min_length=1, max_length=100)  # stored: no NUL
-        annotation = Annotated[list[name], Field(min_length=1, max_length=32)]
+        annotation = Annotated[list[name], Field(min_length=1, max_length=32)]  # type: ignore[valid-type]
     elif param.kind == "int":
         annotation = integer(**param.bounds())
     else:
