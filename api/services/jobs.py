@@ -135,8 +135,10 @@ def resolve_jobs(session: Session, principal: Principal, spec: JobSpec) -> None:
         if job is None:
             missing.append((loc, f"no job {job_id}"))
             continue
-        answer = kinds.compare(comparand(session, job, kinds.ComparisonParams()))
-        found[job_id] = Referenced(kind=job.kind, status=job.status.value, comparison=answer)
+        taken = comparand(session, job, kinds.ComparisonParams())
+        found[job_id] = Referenced(
+            kind=job.kind, status=job.status.value, spec=taken.spec, comparison=kinds.compare(taken)
+        )
     if missing:
         raise Rejected(missing)
     problems = spec.use_jobs(found)

@@ -33,6 +33,7 @@ from core.scores import (
 
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 NUMBER = r"[-+]?([0-9]{1,20}(\.[0-9]{0,20})?|\.[0-9]{1,20})([eE][-+]?[0-9]{1,2})?"
+TARGET_PATTERN = f"^{UUID}:{NUMBER}$"  # plain groups: the schema's regex dialect is ECMA's
 TARGET = re.compile(f"^(?P<job>{UUID}):(?P<value>{NUMBER})$")
 NEVER = {"diverged", "failed"}
 ENDED = {"succeeded", "failed", "cancelled"}
@@ -53,7 +54,7 @@ class ScoreParams(BaseModel):
         description="The arm (label) speedups are measured against, and whose median best "
         "value is the target where it is auto.",
     )
-    target: list[Annotated[str, Field(max_length=100, pattern=TARGET.pattern)]] = Field(
+    target: list[Annotated[str, Field(max_length=100, pattern=TARGET_PATTERN)]] = Field(
         default_factory=list,
         max_length=100,
         description="JOB:VALUE (repeatable): that workload's target; the job must be one of "

@@ -84,6 +84,7 @@ class Referenced:
 
     kind: str
     status: str
+    spec: "JobSpec"
     comparison: BaseModel
 
 

@@ -33,7 +33,7 @@ def test_a_kind_in_a_folder_of_its_own_runs_through_the_whole_service(
     service = with_countdown
     kinds = {k["name"]: k for k in service.http.get("/kinds").json()}
     assert (
-        set(kinds) == {"train", "race", "tune", "countdown"}
+        set(kinds) == {"train", "race", "tune", "lr_range", "countdown"}
         and kinds["countdown"]["unit"] == "step"
     )
     schema = service.http.get("/openapi.json").json()

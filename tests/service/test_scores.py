@@ -104,7 +104,9 @@ def test_bad_queries_say_why_and_other_owners_jobs_are_unknown(
 
     refused({"job_id": [job["id"]]}, 422, "needs a baseline")
     refused({"job_id": [job["id"]], "baseline": "nadam"}, 422, "has no arm 'nadam'")
-    refused({"job_id": [job["id"]], "target": ["nonsense"]}, 422, "is not JOB:VALUE")
+    nonsense = client.get("/scores", params={"job_id": [job["id"]], "target": ["nonsense"]})
+    assert nonsense.status_code == 422
+    assert nonsense.json()["detail"][0]["loc"] == ["query", "target", 0]
     refused({"job_id": [job["id"]], "target": [f"{running['id']}:0.5"]}, 422, "not among job_id")
     refused({"job_id": [running["id"]], "baseline": "adam"}, 409, "score it once it has ended")
     refused({"job_id": [race["id"]], "baseline": "sgd"}, 422, "only jobs that train")

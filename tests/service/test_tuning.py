@@ -234,6 +234,9 @@ def test_a_tuning_job_takes_its_interval_from_a_range_test(
     }
     response = client.post("/jobs", json=nadam)
     assert response.status_code == 422 and "has no arm 'nadam'" in response.text
+    other_model = body | {"model": {"preset": "mlp", "hidden_units": [8]}}
+    response = client.post("/jobs", json=other_model)
+    assert response.status_code == 422 and "ran on another model" in response.text
     with TestClient(client.app, headers=auth("other")) as other:
         response = other.post("/jobs", json=body)
         assert response.status_code == 422 and f"no job {tested['id']}" in response.text

@@ -400,7 +400,7 @@ class TuneSpec(TrainSpec):
             for key, dist in optimizer.search.items():
                 if isinstance(dist, FromRangeTest):
                     where = ("optimizers", i, "search", key, "from_range_test")
-                    why = take_interval(dist, optimizer, self.batch_size[0], found)
+                    why = take_interval(dist, optimizer, self, found)
                     if why:
                         problems.append((where, why))
         if problems:
@@ -543,20 +543,39 @@ def _param_table(optimizer: TunedOptimizer, key: str) -> tuple[Any, str] | str:
     return params[tail], key
 
 
+def _brief(value: Any) -> str:
+    text = (
+        value.model_dump_json(exclude_defaults=True)
+        if hasattr(value, "model_dump_json")
+        else repr(value)
+    )
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def take_interval(
     dist: FromRangeTest,
     optimizer: TunedOptimizer,
-    batch_size: int,
+    spec: "TuneSpec",
     found: Mapping[Any, Referenced],
 ) -> str | None:
-    """Write the range test's usable interval for this optimizer into `dist`; or why not."""
+    """Write the range test's usable interval for this optimizer into `dist`; or why not. The
+    interval belongs to a dataset, model and loss: the range test must have run on this
+    job's."""
     from core.kinds.lr_range.compare import LrRangeComparison
 
+    batch_size = spec.batch_size[0]
     job_id, job = dist.from_range_test, found[dist.from_range_test]
     if job.kind != "lr_range" or not isinstance(job.comparison, LrRangeComparison):
         return f"job {job_id} is a {job.kind} job, not a learning-rate range test (lr_range)"
     if job.status != "succeeded":
         return f"range test {job_id} is {job.status}; take its interval once it has succeeded"
+    for part in ("dataset", "model", "loss"):
+        theirs, mine = getattr(job.spec, part, None), getattr(spec, part)
+        if theirs != mine:
+            return (
+                f"range test {job_id} ran on another {part} ({_brief(theirs)}; this job: "
+                f"{_brief(mine)}): its interval belongs to its own; run one on this {part}"
+            )
     want = optimizer.label or optimizer.canonical
     arms = [
         a
