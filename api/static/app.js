@@ -105,6 +105,7 @@ async function route() {
   view.replaceChildren();
   if (match) jobPage(match[1]);
   else if (hash === "#/new") newJobPage();
+  else if (hash.startsWith("#/scores?")) scoresPage(new URLSearchParams(hash.slice("#/scores?".length)));
   else jobsPage();
 }
 window.addEventListener("hashchange", route);
@@ -113,24 +114,73 @@ window.addEventListener("hashchange", route);
 
 async function jobsPage() {
   const table = el("table", { id: "jobs" });
-  view.append(el("h2", {}, "Jobs"), table);
+  // Ended training and tuned jobs can be scored together: each a workload (GET /scores).
+  const chosen = new Set();
+  const baseline = el("input", { id: "score-baseline", placeholder: "baseline arm, e.g. adam", size: 22 });
+  const time = el("select", { id: "score-time" }, ["seconds", "steps", "epochs"].map((v) => el("option", { value: v }, v)));
+  const scoreButton = el("button", { id: "score", onclick: () => {
+    const query = new URLSearchParams([...chosen].map((id) => ["job_id", id]));
+    if (baseline.value.trim()) query.append("baseline", baseline.value.trim());
+    query.append("time", time.value);
+    location.hash = `#/scores?${query}`;
+  } }, "Score selected");
+  view.append(el("h2", {}, "Jobs"),
+    el("div", { class: "toolbar" }, "score the ticked jobs across workloads: ", baseline, " time: ", time, scoreButton),
+    table);
   async function refresh() {
     const page = await api("GET", "/jobs?limit=50");
-    table.replaceChildren(el("tr", {}, ["name", "kind", "status", "runs", "created"].map((h) => el("th", {}, h))));
+    table.replaceChildren(el("tr", {}, ["", "name", "kind", "status", "runs", "created"].map((h) => el("th", {}, h))));
     for (const job of page.items) {
       const runs = Object.entries(job.runs_by_status).map(([s, n]) => `${n} ${s}`).join(", ");
+      const scorable = ["train", "tune"].includes(job.kind) && FINISHED.has(job.status);
+      const tick = el("input", { type: "checkbox", class: "pick", "data-job": job.id, onchange: (e) => {
+        if (e.target.checked) chosen.add(job.id); else chosen.delete(job.id);
+      } });
+      tick.checked = chosen.has(job.id);
       table.append(el("tr", {},
+        el("td", {}, scorable ? tick : ""),
         el("td", {}, el("a", { href: `#/jobs/${job.id}` }, job.name)),
         el("td", {}, job.kind),
         el("td", { class: `status-${job.status}` }, job.status),
         el("td", {}, runs),
         el("td", {}, new Date(job.created_at).toLocaleString())));
     }
-    if (!page.items.length) table.append(el("tr", {}, el("td", { colspan: 5 }, "No jobs yet: submit one.")));
+    if (!page.items.length) table.append(el("tr", {}, el("td", { colspan: 6 }, "No jobs yet: submit one.")));
   }
   await refresh();
   const timer = setInterval(refresh, 3000);
   cleanup = () => clearInterval(timer);
+}
+
+// ------------------------------------------------------------------ scores
+
+// Jobs as workloads, arms as contestants: the table, each workload's times and the profiles.
+async function scoresPage(query) {
+  view.append(el("h2", {}, "Scores across workloads"));
+  let answer;
+  try {
+    answer = await api("GET", `/scores?${query}`);
+  } catch (error) {
+    view.append(el("p", { class: "error", id: "scores-error" }, error.message));
+    return;
+  }
+  const workloads = el("table", { id: "workloads" },
+    el("tr", {}, ["workload", "dataset", "target", ...answer.arms.map((a) => a.label)].map((h) => el("th", {}, h))));
+  for (const w of answer.workloads) {
+    const times = new Map(w.arms.map((a) => [a.label, a]));
+    workloads.append(el("tr", {},
+      el("td", {}, el("a", { href: `#/jobs/${w.job_id}` }, w.name)), el("td", {}, w.dataset),
+      el("td", { title: w.target_source }, `${w.metric} ${Number(w.target.toPrecision(4))}`),
+      ...answer.arms.map((a) => {
+        const t = times.get(a.label);
+        if (!t) return el("td", {}, "–");
+        return el("td", {}, t.time === null ? "never" : `${Number(t.time.toPrecision(4))} (x${t.ratio === null ? "∞" : t.ratio.toFixed(2)})`);
+      })));
+  }
+  view.append(comparisonTable(answer.table),
+    el("h4", {}, `${answer.time} to target per workload (ratio to the fastest)`), workloads,
+    ...answer.warnings.map((w) => el("p", { class: "warning" }, w)),
+    el("img", { id: "profiles", src: `/scores/plot.png?${query}`, style: "max-width:600px" }));
 }
 
 // ------------------------------------------------------------------ charts

@@ -172,3 +172,40 @@ def test_a_tuned_comparison_shows_its_trials_budget_curves_and_final_runs(
         )
         expect(image).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "dashboard-tuning.png"), full_page=True)
+
+
+def test_a_range_test_and_a_score_across_ticked_jobs(service: Service, page: Page) -> None:
+    """A range test shows its loss against learning rate; two ended jobs ticked on the list
+    are scored as workloads, with the table, each workload's times and the profiles."""
+    tested = service.submit(
+        {
+            "name": "range in the browser",
+            "lr_range": {"min": 1e-4, "max": 10, "steps": 20},
+            "optimizers": ["sgd", "adam"],
+        }
+    )
+    common = {"optimizers": ["sgd", "adam"], "epochs": 1, "batch_size": 128}
+    jobs = [
+        service.submit({"name": f"workload {n}", "dataset": dataset} | common)
+        for n, dataset in enumerate(
+            [{"name": "digits"}, {"name": "synthetic", "samples": 400, "features": 6}], start=1
+        )
+    ]
+    for job in (tested, *jobs):
+        assert service.wait(job["id"])["status"] == "succeeded"
+    sign_in(page, service)
+    page.goto(f"{service.url}/#/jobs/{tested['id']}")
+    expect(page.locator("#comparison-table")).to_contain_text("sgd")
+    page.wait_for_function("() => document.querySelector('#picture').naturalWidth > 0")
+
+    page.goto(f"{service.url}/#/")
+    for job in jobs:
+        page.locator(f'input.pick[data-job="{job["id"]}"]').check()
+    page.fill("#score-baseline", "adam")
+    page.select_option("#score-time", "epochs")
+    page.click("#score")
+    expect(page.locator("h2")).to_have_text("Scores across workloads")
+    expect(page.locator("#comparison-table")).to_contain_text("adam")
+    expect(page.locator("#workloads tr")).to_have_count(1 + 2)
+    page.wait_for_function("() => document.querySelector('#profiles').naturalWidth > 0")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-scores.png"), full_page=True)

@@ -46,7 +46,7 @@ from tests.service.test_api import record, store, submit, worker_context
 
 pytestmark = pytest.mark.fuzz
 
-EXAMPLES = 140  # per operation at most: over 2,000 generated requests in all
+EXAMPLES = 100  # per operation at most: over 2,000 generated requests in all
 MAX_RUNS = 64  # the rig's OPTARENA_MAX_RUNS_PER_JOB (the default)
 
 
