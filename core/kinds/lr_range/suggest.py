@@ -2,7 +2,8 @@
 functions over (learning rate, smoothed loss) points in step order.
 
 - steepest: the learning rate where the smoothed loss falls fastest per decade (the left end
-  of the steepest segment), up to the minimum;
+  of the steepest segment), up to the minimum; like the rest, read without the first tenth of
+  the steps and the last five (fastai's trim) once there are twenty or more;
 - minimum / 10: a tenth of the learning rate at the smoothed loss's minimum (fastai's rule);
 - usable interval: from the first learning rate where the smoothed loss has made a tenth of
   its fall (start to minimum) to the minimum's learning rate: the learning rates that train,
@@ -18,6 +19,11 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 
 FALL_FRACTION = 0.1  # where the usable interval starts: this much of the fall made
+# As fastai reads its curve: the first tenth of the steps (the moving average is still
+# settling, and a step of a twentieth of a decade turns noise into steep slopes) and the last
+# five (the blow-up) are left out, once there are enough steps to spare them.
+SKIP_START_FRACTION = 0.1
+SKIP_END = 5
 
 
 class Suggestion(BaseModel):
@@ -40,6 +46,8 @@ def suggest(points: Sequence[tuple[float, float | None]], *, stopped: bool) -> S
     curve = [(lr, loss) for lr, loss in points if loss is not None and math.isfinite(loss)]
     if stopped and curve and curve[-1][0] == blew_up:
         curve = curve[:-1]  # the blow-up step is not a candidate
+    if len(curve) >= 4 * SKIP_END:
+        curve = curve[int(len(curve) * SKIP_START_FRACTION) : len(curve) - SKIP_END]
     if not curve:
         return Suggestion(
             steepest=None,
