@@ -77,6 +77,14 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
+def holm_where_defined(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's adjustment over the p-values that exist; None stays None (an untestable pair
+    is not part of the family)."""
+    tested = [i for i, p in enumerate(p_values) if p is not None]
+    adjusted = dict(zip(tested, holm([p_values[i] or 0.0 for i in tested]), strict=True))
+    return [adjusted.get(i) for i in range(len(p_values))]
+
+
 def tie_groups(ordered: Sequence[str], differ: Callable[[str, str], bool]) -> list[int]:
     """Group numbers for keys ordered best first: a key joins its group's leader unless it
     differs significantly from it, and then leads a new group."""

@@ -11,17 +11,10 @@ import pytest
 
 from tests.e2e.conftest import Service
 from tests.e2e.test_cli import optarena
+from tests.e2e.test_tuning import records_of
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-def records_of(service: Service, job_id: str) -> dict[str, list[dict[str, Any]]]:
-    page = service.http.get(f"/jobs/{job_id}/metrics", params={"limit": 10000}).json()
-    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for item in page["items"]:
-        found[item["run_id"]].append(item)
-    return found
 
 
 def test_a_range_test_suggests_learning_rates_and_a_tuning_job_takes_its_interval(

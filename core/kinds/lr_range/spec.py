@@ -13,7 +13,7 @@ from pydantic import (
 
 from core.contract import ContractModel, Integer, integer
 from core.kinds.base import Problem
-from core.kinds.train.spec import DataModelSpec, _sweep
+from core.kinds.train.spec import DataModelSpec, _sweep, batch_size_problems
 from core.runs import RunPlan
 from core.settings import Settings
 
@@ -136,16 +136,7 @@ class LrRangeSpec(DataModelSpec):
         return self.name or f"LR range test: {names}"
 
     def problems(self, settings: Settings) -> list[Problem]:
-        found = super().problems(settings)
-        for i, size in enumerate(self.batch_size):
-            if size > settings.max_batch_size:
-                found.append(
-                    (
-                        ("batch_size", i),
-                        f"{size} exceeds the largest batch size {settings.max_batch_size}",
-                    )
-                )
-        return found
+        return super().problems(settings) + batch_size_problems(self.batch_size, settings)
 
     @classmethod
     def settings_bounds(cls, settings: Settings) -> dict[str, int]:

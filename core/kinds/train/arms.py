@@ -21,7 +21,15 @@ from core.kinds.train.results import (
     TimeToTarget,
 )
 from core.kinds.train.spec import TEST_OF
-from core.statistics import ALPHA, TEST_NAMES, Summary, TestName, holm, paired_test, summarize
+from core.statistics import (
+    ALPHA,
+    TEST_NAMES,
+    Summary,
+    TestName,
+    holm_where_defined,
+    paired_test,
+    summarize,
+)
 from core.survival import Observation, kaplan_meier, logrank
 
 Records = Mapping[uuid.UUID, list[TrainRecord]]
@@ -145,8 +153,7 @@ def target_pairs(
     """A log-rank test of every pair of arms' times to target (by arm key), Holm-corrected."""
     by_arm = {key: observations(found, time) for key, found in results.items()}
     raw = [(a, b, *logrank(by_arm[a], by_arm[b])) for a, b in itertools.combinations(by_arm, 2)]
-    tested = [i for i, row in enumerate(raw) if row[3] is not None]
-    adjusted = dict(zip(tested, holm([raw[i][3] or 0.0 for i in tested]), strict=True))
+    adjusted = holm_where_defined([p for *_, p in raw])
     return [
         TargetPair(
             a=a,
@@ -154,10 +161,10 @@ def target_pairs(
             time=time,
             statistic=statistic,
             p_value=p,
-            p_holm=adjusted.get(i),
-            significant=adjusted.get(i, 1.0) < ALPHA,
+            p_holm=held,
+            significant=held is not None and held < ALPHA,
         )
-        for i, (a, b, statistic, p) in enumerate(raw)
+        for (a, b, statistic, p), held in zip(raw, adjusted, strict=True)
     ]
 
 
@@ -205,8 +212,7 @@ def pair_tests(
         statistic, p = paired_test(xa, xb, test=test)
         diff = math.fsum(x - y for x, y in zip(xa, xb, strict=True)) / len(seeds) if seeds else None
         raw.append((a, b, len(seeds), diff, statistic, p))
-    tested = [i for i, row in enumerate(raw) if row[5] is not None]
-    adjusted = dict(zip(tested, holm([raw[i][5] or 0.0 for i in tested]), strict=True))
+    adjusted = holm_where_defined([p for *_, p in raw])
     return [
         PairResult(
             a=a,
@@ -215,10 +221,10 @@ def pair_tests(
             mean_difference=diff,
             statistic=statistic,
             p_value=p,
-            p_holm=adjusted.get(i),
-            significant=adjusted.get(i, 1.0) < ALPHA,
+            p_holm=held,
+            significant=held is not None and held < ALPHA,
         )
-        for i, (a, b, n, diff, statistic, p) in enumerate(raw)
+        for (a, b, n, diff, statistic, p), held in zip(raw, adjusted, strict=True)
     ]
 
 

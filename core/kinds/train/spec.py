@@ -93,6 +93,15 @@ JOB_EXAMPLE: dict[str, Any] = {
 }
 
 
+def batch_size_problems(sizes: list[int], settings: Settings) -> list[Problem]:
+    """Batch sizes beyond this service's limit, where the body lists them."""
+    return [
+        (("batch_size", i), f"{size} exceeds the largest batch size {settings.max_batch_size}")
+        for i, size in enumerate(sizes)
+        if size > settings.max_batch_size
+    ]
+
+
 class DataModelSpec(JobSpec):
     """What every kind that trains a Keras model on a dataset has: the dataset, the model, the
     task and the loss. The model must fit the dataset (a 422 says why not)."""
@@ -291,21 +300,13 @@ class TrainSpec(DataModelSpec):
         )
 
     def problems(self, settings: Settings) -> list[tuple[tuple[str | int, ...], str]]:
-        found = super().problems(settings)
+        found = super().problems(settings) + batch_size_problems(self.batch_size, settings)
         for i, epochs in enumerate(self.epochs):
             if epochs > settings.max_epochs:
                 found.append(
                     (
                         ("epochs", i),
                         f"{epochs} epochs exceed this service's limit of {settings.max_epochs}",
-                    )
-                )
-        for i, size in enumerate(self.batch_size):
-            if size > settings.max_batch_size:
-                found.append(
-                    (
-                        ("batch_size", i),
-                        f"{size} exceeds the largest batch size {settings.max_batch_size}",
                     )
                 )
         return found
