@@ -1,79 +1,61 @@
-"""Per-batch and per-epoch work during fit: stopping on request or divergence, reporting."""
+"""Per-batch and per-epoch work during fit: the epoch's example order, stopping on request or
+divergence without a host sync per step, and handing every finished epoch on."""
 
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import keras
 import numpy as np
 
 
-@dataclass
-class StopState:
-    """Why training stopped early, if it did; shared by the callbacks of one run."""
-
-    cancelled: bool = False
-    diverged_epoch: int | None = None
-
-    @property
-    def stopped(self) -> bool:
-        return self.cancelled or self.diverged_epoch is not None
-
-
 def finite(value: Any) -> bool:
     return value is not None and math.isfinite(float(np.asarray(value)))
 
 
-class StopGuard(keras.callbacks.Callback):
-    """Stops at the end of the current batch when cancel is requested or the loss is not finite."""
+class EpochDriver(keras.callbacks.Callback):
+    """Drives one fit over many epochs.
 
-    def __init__(
-        self, state: StopState, *, cancel_requested: Callable[[], bool], poll_seconds: float
-    ) -> None:
-        super().__init__()
-        self.state = state
-        self.cancel_requested = cancel_requested
-        self.poll_seconds = poll_seconds
-        self._next_poll = 0.0
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._epoch = epoch + 1
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if logs and "loss" in logs and not finite(logs["loss"]):
-            self.state.diverged_epoch = self._epoch
-            self.model.stop_training = True
-            return
-        now = time.monotonic()
-        if now >= self._next_poll:
-            self._next_poll = now + self.poll_seconds
-            if self.cancel_requested():
-                self.state.cancelled = True
-                self.model.stop_training = True
-
-
-class EpochReporter(keras.callbacks.Callback):
-    """Hands the metrics of every finished epoch to `report`, unless the run was stopped."""
+    - `begin(epoch)` before each epoch (the data orders its examples by it);
+    - every `poll_seconds` of training (never per step: reading the running loss is a
+      device-to-host sync), `poll(logs)`: True stops the fit at the end of that batch;
+    - after each epoch, `end(epoch, logs, train_seconds, eval_seconds)`: True stops the fit
+      there (a pause, a hand-back, an arm that left the group).
+    Epochs are 1-based in every call, as records count them.
+    """
 
     def __init__(
         self,
-        state: StopState,
         *,
-        report: Callable[[int, dict[str, float], float, float], None],
+        begin: Callable[[int], None],
+        poll: Callable[[dict[str, Any]], bool],
+        end: Callable[[int, dict[str, Any], float, float], bool],
+        poll_seconds: float,
     ) -> None:
         super().__init__()
-        self.state = state
-        self.report = report
+        self._begin, self._poll, self._end = begin, poll, end
+        self.poll_seconds = poll_seconds
+        self._next_poll = 0.0
         self._started = 0.0
         self._evaluating = 0.0
         self._evaluated = 0.0
+        self.halted = False  # poll() stopped the fit mid-epoch
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._begin(epoch + 1)
         self._started = time.perf_counter()
         self._evaluated = 0.0
+        self._next_poll = time.monotonic() + self.poll_seconds
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        now = time.monotonic()
+        if now < self._next_poll:
+            return
+        self._next_poll = now + self.poll_seconds
+        if self._poll(logs or {}):
+            self.halted = True
+            self.model.stop_training = True
 
     # fit's validation runs with the same callbacks: its time is evaluation, not training.
     def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -83,12 +65,8 @@ class EpochReporter(keras.callbacks.Callback):
         self._evaluated += time.perf_counter() - self._evaluating
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.state.stopped:
-            return
-        metrics = {k: float(np.asarray(v)) for k, v in (logs or {}).items()}
-        if not all(finite(metrics.get(k, 0.0)) for k in ("loss", "val_loss")):
-            self.state.diverged_epoch = epoch + 1
-            self.model.stop_training = True
+        if self.halted:
             return
         elapsed = time.perf_counter() - self._started
-        self.report(epoch + 1, metrics, elapsed - self._evaluated, self._evaluated)
+        if self._end(epoch + 1, logs or {}, elapsed - self._evaluated, self._evaluated):
+            self.model.stop_training = True

@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,68 @@ def fingerprint(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """The state after an epoch, copied off the model: writing it may happen elsewhere."""
+
+    arrays: dict[str, np.ndarray]
+
+
+def snapshot(
+    *,
+    epoch: int,
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    records: list[TrainRecord],
+    belongs_to: str,
+) -> Snapshot:
+    """Copy the model's and the optimizer's variables and the records as of `epoch`."""
+    arrays: dict[str, np.ndarray] = {}
+    for i, variable in enumerate(model.variables):
+        arrays[f"m{i}"] = np.array(keras.ops.convert_to_numpy(variable), copy=True)
+    for i, variable in enumerate(optimizer.variables):
+        arrays[f"o{i}"] = np.array(keras.ops.convert_to_numpy(variable), copy=True)
+    meta = {
+        "format": FORMAT,
+        "fingerprint": belongs_to,
+        "epoch": epoch,
+        "model_variables": len(model.variables),
+        "optimizer_variables": len(optimizer.variables),
+        "records": [r.stored() for r in records],
+    }
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    return Snapshot(arrays)
+
+
+def write(store: ArtifactStore, key: str, state: Snapshot) -> None:
+    """Write a snapshot to `key`, replacing the previous checkpoint whole."""
+    store.write(key, lambda out: np.savez(out, **state.arrays))  # type: ignore[arg-type]
+
+
+class Writer:
+    """Writes snapshots in the background, one at a time and in order, so the next epoch
+    trains while the last one is written and fsynced. `wait` before anything that must find
+    the checkpoint written (a pause, a hand-back, the end); a failed write raises there."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
+        self._pending: list[Future[None]] = []
+
+    def submit(self, store: ArtifactStore, key: str, state: Snapshot) -> None:
+        self._pending.append(self._pool.submit(write, store, key, state))
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+
 def save(
     store: ArtifactStore,
     key: str,
@@ -45,22 +108,18 @@ def save(
     records: list[TrainRecord],
     belongs_to: str,
 ) -> None:
-    """Write the state after `epoch` to `key`, replacing the previous one whole."""
-    arrays: dict[str, np.ndarray] = {}
-    for i, variable in enumerate(model.variables):
-        arrays[f"m{i}"] = np.asarray(keras.ops.convert_to_numpy(variable))
-    for i, variable in enumerate(model.optimizer.variables):
-        arrays[f"o{i}"] = np.asarray(keras.ops.convert_to_numpy(variable))
-    meta = {
-        "format": FORMAT,
-        "fingerprint": belongs_to,
-        "epoch": epoch,
-        "model_variables": len(model.variables),
-        "optimizer_variables": len(model.optimizer.variables),
-        "records": [r.stored() for r in records],
-    }
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    store.write(key, lambda out: np.savez(out, **arrays))  # type: ignore[arg-type]
+    """Write the state after `epoch` of a compiled model to `key`, replacing the previous one."""
+    write(
+        store,
+        key,
+        snapshot(
+            epoch=epoch,
+            model=model,
+            optimizer=model.optimizer,
+            records=records,
+            belongs_to=belongs_to,
+        ),
+    )
 
 
 def load(store: ArtifactStore, key: str, *, belongs_to: str) -> Checkpoint | None:
@@ -84,10 +143,14 @@ def load(store: ArtifactStore, key: str, *, belongs_to: str) -> Checkpoint | Non
     return Checkpoint(epoch=int(meta["epoch"]), model=model, optimizer=optimizer, records=records)
 
 
-def restore(model: keras.Model, checkpoint: Checkpoint) -> bool:
-    """Put the checkpoint's state into a freshly built, compiled model; False if it does not
-    fit (then nothing was changed)."""
-    optimizer = model.optimizer
+def restore(
+    model: keras.Model,
+    checkpoint: Checkpoint,
+    optimizer: keras.optimizers.Optimizer | None = None,
+) -> bool:
+    """Put the checkpoint's state into a freshly built model and its optimizer (the model's
+    own when compiled); False if it does not fit (then nothing was changed)."""
+    optimizer = optimizer or model.optimizer
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
     pairs = [

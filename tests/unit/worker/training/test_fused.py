@@ -1,0 +1,137 @@
+"""Arms of one seed trained together in one compiled step, for real on digits: each computes
+what it computes alone."""
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.artifacts import ArtifactStore
+from core.kinds.train.records import TrainRecord
+from core.kinds.train.spec import TrainSpec
+from worker.runs import RunHooks, RunOutcome
+from worker.training.run import TrainingPlan, fuse_key, train, train_group
+
+# Fused arms run the same operations on the same numbers as lone ones; on CPU with
+# deterministic ops they agree bitwise, and the stated tolerance is 1e-6 relative.
+FUSED_TOLERANCE = 1e-6
+NUMBERS = ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+OPTIMIZERS: list[Any] = [
+    "adam",
+    {"name": "sgd", "momentum": 0.9, "nesterov": True},
+    {"name": "rmsprop", "learning_rate": 0.003},
+    {
+        "name": "adamw",
+        "learning_rate": {"schedule": "cosine", "initial_learning_rate": 0.01, "decay_steps": 60},
+    },
+]
+
+
+def plan(
+    optimizer: Any, tmp_path: Path, *, run_id: uuid.UUID | None = None, **changes: Any
+) -> TrainingPlan:
+    spec = TrainSpec.model_validate(
+        {
+            "optimizers": [optimizer],
+            "model": {"preset": "mlp", "hidden_units": [32], "dropout": 0.2},
+            "dataset": {"name": "digits"},
+        }
+    )
+    fields: dict[str, Any] = {
+        "run_id": run_id or uuid.uuid4(),
+        "dataset": spec.dataset,
+        "model": spec.model,
+        "optimizer": spec.optimizers[0].config,
+        "batch_size": 48,  # digits' training split is no multiple: a short last batch
+        "epochs": 3,
+        "seed": 5,
+        "test_epochs": (2,),
+    }
+    return TrainingPlan(**(fields | changes))
+
+
+def hooks(records: list[TrainRecord], **changes: Any) -> RunHooks:
+    fields: dict[str, Any] = {
+        "on_start": lambda sha, env: None,
+        "on_records": records.extend,
+        "cancel_requested": lambda: False,
+        "poll_seconds": 0.0,
+    }
+    return RunHooks(**(fields | changes))
+
+
+def assert_same(alone: list[TrainRecord], fused: list[TrainRecord]) -> None:
+    assert [r.epoch for r in alone] == [r.epoch for r in fused]
+    for a, b in zip(alone, fused, strict=True):
+        for name in (*NUMBERS, "learning_rate"):
+            x, y = getattr(a, name), getattr(b, name)
+            assert (x is None) == (y is None), (a.epoch, name)
+            if x is not None:
+                assert abs(x - y) <= FUSED_TOLERANCE * max(1.0, abs(x)), (a.epoch, name, x, y)
+
+
+def alone(p: TrainingPlan, tmp_path: Path) -> tuple[RunOutcome, list[TrainRecord]]:
+    records: list[TrainRecord] = []
+    return train(p, cache_dir=tmp_path, hooks=hooks(records)), records
+
+
+def test_each_fused_arm_computes_what_it_computes_alone(tmp_path: Path) -> None:
+    plans = [plan(optimizer, tmp_path) for optimizer in OPTIMIZERS]
+    records: list[list[TrainRecord]] = [[] for _ in plans]
+    outcomes = train_group(plans, [hooks(r) for r in records], cache_dir=tmp_path)
+    for p, outcome, fused in zip(plans, outcomes, records, strict=True):
+        lone, lone_records = alone(p, tmp_path)
+        assert outcome.status == lone.status == "succeeded"
+        assert outcome.initial_weights_sha256 == lone.initial_weights_sha256
+        assert outcome.summary["fused_with"] == len(plans) and lone.summary["fused_with"] == 1
+        assert lone_records[-1].test_accuracy is not None
+        assert_same(lone_records, fused)
+    assert len({r[-1].val_loss for r in records}) == len(plans)  # they did differ
+
+
+def test_a_diverged_arm_leaves_the_group_and_the_others_go_on(tmp_path: Path) -> None:
+    exploding = {"name": "sgd", "learning_rate": 1e12}
+    plans = [plan("adam", tmp_path), plan(exploding, tmp_path), plan("rmsprop", tmp_path)]
+    records: list[list[TrainRecord]] = [[] for _ in plans]
+    outcomes = train_group(plans, [hooks(r) for r in records], cache_dir=tmp_path)
+    assert [o.status for o in outcomes] == ["succeeded", "diverged", "succeeded"]
+    lone_diverged, lone_records = alone(plans[1], tmp_path)
+    assert outcomes[1].diverged_at == lone_diverged.diverged_at == 1
+    assert [r.epoch for r in records[1]] == [r.epoch for r in lone_records] == [0]
+    for k in (0, 2):
+        assert_same(alone(plans[k], tmp_path)[1], records[k])
+
+
+def test_a_fused_group_resumes_from_its_checkpoints_as_if_uninterrupted(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    ids = [uuid.uuid4() for _ in OPTIMIZERS[:3]]
+    plans = [
+        plan(o, tmp_path, run_id=i, store=store, epochs=4)
+        for o, i in zip(OPTIMIZERS, ids, strict=False)
+    ]
+    first: list[list[TrainRecord]] = [[] for _ in plans]
+    stopped = train_group(
+        plans,
+        [hooks(r, hand_back_requested=lambda r=r: r[-1].epoch >= 2) for r in first],
+        cache_dir=tmp_path,
+    )
+    assert [o.status for o in stopped] == ["handed_back"] * 3
+    second: list[list[TrainRecord]] = [[] for _ in plans]
+    resumed = train_group(plans, [hooks(r) for r in second], cache_dir=tmp_path)
+    assert [o.resumed_from for o in resumed] == [2, 2, 2]
+    for p, a, b in zip(plans, first, second, strict=True):
+        lone = plan(p.optimizer, tmp_path, epochs=4)
+        lone = TrainingPlan(**{**lone.__dict__, "optimizer": p.optimizer})
+        assert_same(alone(lone, tmp_path)[1], a + b)
+
+
+def test_runs_fuse_only_when_all_but_the_optimizer_is_shared(tmp_path: Path) -> None:
+    base = plan("adam", tmp_path)
+    assert fuse_key(base) == fuse_key(plan({"name": "sgd", "momentum": 0.5}, tmp_path))
+    for change in ({"seed": 6}, {"batch_size": 64}, {"epochs": 4}, {"pause_at": (2,)}):
+        assert fuse_key(base) != fuse_key(plan("adam", tmp_path, **change))
+    with pytest.raises(ValueError, match="fuse key"):
+        train_group(
+            [base, plan("adam", tmp_path, seed=6)], [hooks([]), hooks([])], cache_dir=tmp_path
+        )

@@ -1,0 +1,152 @@
+"""Several arms of one seed trained in one compiled step.
+
+Arms that share the seed, the data, the model and the batch size differ only in their
+optimizer. Each arm keeps its own model (built from the seed, so every arm starts from the
+same weights with the same dropout generators) and its own optimizer; a group puts the K
+models side by side behind one input, so one fit runs K forward and backward passes per step,
+and `keras.optimizers.MultiOptimizer` hands each model's gradients to that arm's optimizer.
+The gradient of the summed loss with respect to one arm's weights is that arm's own gradient,
+so each arm computes what it would alone (tests/unit/worker/training/test_fused.py checks
+it). A group of one is the arm's model compiled as it is."""
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from worker.training.objective import Objective
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order of examples in an epoch: a function of seed and epoch only, never of the arm."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+class EpochBatches(keras.utils.PyDataset):
+    """The training examples in mini-batches, epoch after epoch from `first_epoch` (1-based),
+    each in its epoch's order; the targets repeated for each arm of a group.
+
+    One stream for the whole fit, each batch a function of its position alone: fit's input
+    pipeline reads ahead (into the next epoch, before any callback hears of it), so nothing
+    here may depend on when a batch is read."""
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        seed: int,
+        batch_size: int,
+        arms: int,
+        first_epoch: int,
+    ) -> None:
+        super().__init__()
+        self.x, self.y, self.seed, self.batch_size, self.arms = x, y, seed, batch_size, arms
+        self.first_epoch = first_epoch
+        self.steps = math.ceil(len(x) / batch_size)
+        self._order: tuple[int, np.ndarray] | None = None
+
+    @property
+    def num_batches(self) -> None:
+        return None  # endless: fit is told the steps of an epoch
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The example order of 1-based `epoch` (the last one asked is kept)."""
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, epoch_order(self.seed, epoch - 1, len(self.x)))
+        return self._order[1]
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, Any]:
+        epoch, step = divmod(index, self.steps)
+        order = self.order(self.first_epoch + epoch)
+        chosen = order[step * self.batch_size : (step + 1) * self.batch_size]
+        y = self.y[chosen]
+        return self.x[chosen], y if self.arms == 1 else tuple([y] * self.arms)
+
+
+class ExampleMeanLoss(keras.metrics.Mean):
+    """An output's loss averaged over examples, as fit's own loss tracker averages it (Keras's
+    per-output loss counts a short last batch as a whole one)."""
+
+    def __init__(self, loss: Any, name: str = "example_loss") -> None:
+        super().__init__(name=name)
+        self._loss = loss
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        super().update_state(self._loss(y_true, y_pred), sample_weight=keras.ops.shape(y_pred)[0])
+
+
+def has_regularization(model: keras.Model) -> bool:
+    """Whether the model adds losses of its own (a fused arm's loss would leave them out)."""
+    for layer in model._flatten_layers(include_self=False):
+        if any(
+            getattr(layer, name, None) is not None
+            for name in dir(layer)
+            if name.endswith("_regularizer") and not name.startswith("__")
+        ):
+            return True
+    return False
+
+
+class Group:
+    """K arms' models compiled as one: `model` trains them, `arm_logs` reads one arm's numbers
+    out of fit's and evaluate's logs."""
+
+    def __init__(
+        self,
+        models: Sequence[keras.Model],
+        optimizers: Sequence[keras.optimizers.Optimizer],
+        objective: Objective,
+    ) -> None:
+        self.models, self.optimizers, self.objective = list(models), list(optimizers), objective
+        if len(models) == 1:
+            self.model = models[0]
+            self.model.compile(
+                optimizer=optimizers[0], loss=objective.loss(), metrics=objective.metrics()
+            )
+            self.optimizer = optimizers[0]
+            return
+        inputs = keras.Input(shape=tuple(models[0].input_shape[1:]))
+        outputs = [
+            keras.layers.Identity(name=f"arm_{k}")(model(inputs)) for k, model in enumerate(models)
+        ]
+        self.model = keras.Model(inputs, outputs, name=f"fused_{len(models)}")
+        owner = {
+            id(variable): optimizer
+            for model, optimizer in zip(models, optimizers, strict=True)
+            for variable in model.trainable_variables
+        }
+        self.optimizer = keras.optimizers.MultiOptimizer(lambda variable: owner[id(variable)])
+        losses = [objective.loss() for _ in models]
+        self.model.compile(
+            optimizer=self.optimizer,
+            loss=losses,
+            metrics=[[ExampleMeanLoss(loss), *objective.metrics()] for loss in losses],
+        )
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def build_optimizers(self) -> None:
+        """Create every arm's optimizer variables (before a checkpoint is put into them)."""
+        if not self.optimizer.built:
+            self.optimizer.build(self.model.trainable_variables)
+
+    def targets(self, y: np.ndarray) -> Any:
+        return y if len(self) == 1 else tuple([y] * len(self))
+
+    def arm_logs(self, logs: dict[str, Any], k: int, prefix: str = "") -> dict[str, Any]:
+        """Arm k's entries of fit's or evaluate's logs, named as a lone model names them
+        (`prefix` "val_" for fit's validation)."""
+        if len(self) == 1:
+            return {
+                name[len(prefix) :]: value
+                for name, value in logs.items()
+                if name.startswith(prefix) and not (not prefix and name.startswith("val_"))
+            }
+        own = f"{prefix}arm_{k}_"
+        found = {name[len(own) :]: value for name, value in logs.items() if name.startswith(own)}
+        found["loss"] = found.pop("example_loss", None)
+        return found
