@@ -227,6 +227,16 @@ class RunRepository:
             )
         )
 
+    def queued(self, job_id: uuid.UUID) -> list[Run]:
+        """The job's queued runs, in order."""
+        return list(
+            self.session.scalars(
+                select(Run)
+                .where(Run.job_id == job_id, Run.status == RunStatus.QUEUED)
+                .order_by(Run.index)
+            )
+        )
+
     def states(self, job_id: uuid.UUID) -> list[tuple[uuid.UUID, int, RunStatus, str | None]]:
         """(id, index, status, error) of each of the job's runs, in order."""
         return list(

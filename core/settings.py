@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         default=600, ge=0, description="Requests per API key per minute; 0: unlimited."
     )
+    fuse_max_arms: int = Field(
+        default=8,
+        ge=1,
+        description="The most runs a worker trains together in one compiled step (runs of a "
+        "job that differ only in their optimizer); 1: every run trains alone.",
+    )
     keras_backend: str = "tensorflow"
     deterministic_ops: bool = True
     worker_concurrency: int = 1

@@ -69,3 +69,7 @@ class RunOutcome:
 
 
 RunFunction = Callable[[RunContext], RunOutcome]
+# Runs that may train together share a key (None: this one trains alone); a group function
+# trains such runs and gives each its outcome, in order.
+GroupKey = Callable[[JobSpec, RunInfo], str | None]
+GroupRunFunction = Callable[[Sequence[RunContext]], list[RunOutcome]]

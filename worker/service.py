@@ -37,7 +37,7 @@ from core.runs import RunInfo
 from core.settings import Settings
 from core.stream import MetricsStream
 from core.uploads import Stored
-from worker.runs import RunContext, RunFailed, RunHooks
+from worker.runs import RunContext, RunFailed, RunHooks, RunOutcome
 from worker.shutdown import hand_back_requested, process_alive
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,29 @@ class Heartbeat(threading.Thread):
         self.join(timeout=10)
 
 
+class CancelWatch(threading.Thread):
+    """Reads the job's cancel flag every `cancel_poll_seconds`, so a training thread asking
+    whether to stop reads a field and never waits on Redis."""
+
+    def __init__(self, job_id: uuid.UUID, ctx: WorkerContext) -> None:
+        super().__init__(name=f"cancel-{job_id}", daemon=True)
+        self.job_id, self.ctx = job_id, ctx
+        self.halt = threading.Event()
+        self.cancelled = False
+
+    def run(self) -> None:
+        while not self.cancelled and not self.halt.is_set():
+            try:
+                self.cancelled = cancel_requested(self.job_id, self.ctx)
+            except Exception as error:  # the heartbeat reads the job row as well
+                log.warning("cancel flag of job %s not read: %s", self.job_id, error)
+            self.halt.wait(self.ctx.settings.cancel_poll_seconds)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(timeout=10)
+
+
 @dataclass(frozen=True)
 class Claimed:
     job_id: uuid.UUID
@@ -137,8 +160,9 @@ class Claimed:
     run: RunInfo
 
 
-def _claim(session: Session, run_id: uuid.UUID, ctx: WorkerContext) -> Claimed | str:
-    """Take the run (queued, or left running by a dead worker); else why not, as an outcome."""
+def _claim(session: Session, run_id: uuid.UUID, ctx: WorkerContext) -> list[Claimed] | str:
+    """Take the run (queued, or left running by a dead worker) and the queued runs of its job
+    that train with it; else why not, as an outcome."""
     runs = RunRepository(session)
     current = runs.get(run_id)
     if current is None:
@@ -172,63 +196,126 @@ def _claim(session: Session, run_id: uuid.UUID, ctx: WorkerContext) -> Claimed |
         return RunStatus.FAILED.value
     if run.attempt > 1:
         log.warning("run %s: attempt %d (pid %d), resuming", run_id, run.attempt, os.getpid())
+    first = Claimed(job_id=job_id, spec=parse_job(job.spec), run=RunInfo.model_validate(run))
+    group = [first, *_mates(runs, first, ctx)]
     jobs.settle(job_id)
-    return Claimed(job_id=job_id, spec=parse_job(job.spec), run=RunInfo.model_validate(run))
+    return group
+
+
+def _mates(runs: RunRepository, first: Claimed, ctx: WorkerContext) -> list[Claimed]:
+    """The job's queued runs that train together with `first` (its kind groups them by key),
+    up to OPTARENA_FUSE_MAX_ARMS in all, taken in the same transaction. Their own messages
+    then find them running and are skipped."""
+    if ctx.settings.fuse_max_arms < 2:
+        return []
+    # Keras loads here, in the worker's child process, never before the fork.
+    from worker.backend import configure
+    from worker.kinds import grouping
+
+    configure(ctx.settings)
+    kind = grouping(first.spec.kind)
+    key = kind.key(first.spec, first.run) if kind else None
+    if kind is None or key is None:
+        return []
+    mates: list[Claimed] = []
+    for candidate in runs.queued(first.job_id):
+        if len(mates) + 1 >= ctx.settings.fuse_max_arms:
+            break
+        if candidate.id == first.run.id or tries(candidate) + 1 > ctx.settings.max_attempts:
+            continue  # one past its tries fails through its own message, with the reason
+        if kind.key(first.spec, RunInfo.model_validate(candidate)) != key:
+            continue
+        taken = runs.claim(candidate.id, worker=ctx.name)
+        if taken is not None:
+            mates.append(Claimed(first.job_id, first.spec, RunInfo.model_validate(taken)))
+    if mates:
+        log.info("run %s trains with %d more of its job", first.run.id, len(mates))
+    return mates
 
 
 def execute_run(run_id: uuid.UUID, ctx: WorkerContext) -> str:
-    """Run one run; its outcome is stored on the run, never only logged. A run left behind
-    by a dead worker resumes from its last checkpoint."""
+    """Run one run (with the runs that train together with it); each outcome is stored on
+    its run, never only logged. A run left behind by a dead worker resumes from its last
+    checkpoint."""
     claimed = with_retries(ctx, f"claim run {run_id}", lambda s: _claim(s, run_id, ctx))
     if isinstance(claimed, str):
         return claimed
-    heart = Heartbeat(run_id, claimed.run.attempt, ctx)
-    heart.start()
+    hearts = [Heartbeat(c.run.id, c.run.attempt, ctx) for c in claimed]
+    watch = CancelWatch(claimed[0].job_id, ctx)
+    threads: list[Heartbeat | CancelWatch] = [*hearts, watch]
+    for thread in threads:
+        thread.start()
     try:
-        status = _run(claimed, ctx, heart)
+        statuses = _run(claimed, ctx, hearts, watch)
     finally:
-        heart.stop()
-        _settle(claimed.job_id, ctx)
-    return status
+        for thread in threads:
+            thread.stop()
+        _settle(claimed[0].job_id, ctx)
+    return statuses[0]
 
 
-def _run(claimed: Claimed, ctx: WorkerContext, heart: Heartbeat) -> str:
+def _run(
+    group: list[Claimed], ctx: WorkerContext, hearts: list[Heartbeat], watch: CancelWatch
+) -> list[str]:
     # Keras and its backend load here, in the worker's child process, never before the fork.
     from worker.backend import configure
-    from worker.kinds import run_function
+    from worker.kinds import grouping, run_function
 
     configure(ctx.settings)
-    run_id, attempt, job_id = claimed.run.id, claimed.run.attempt, claimed.job_id
-    hooks = RunHooks(
+    first = group[0]
+    try:
+        store = open_store(ctx.settings)
+        uploads = with_retries(
+            ctx, f"read the uploads of run {first.run.id}", lambda s: _uploads(s, first.spec)
+        )
+        contexts = [
+            RunContext(
+                run=claimed.run,
+                spec=claimed.spec,
+                hooks=_hooks(claimed, heart, watch, ctx),
+                cache_dir=ctx.settings.dataset_cache_dir,
+                store=store,
+                fashion_mnist_dir=ctx.settings.fashion_mnist_dir,
+                keep_trained_model=ctx.settings.trained_model_retention_seconds > 0,
+                uploads=uploads,
+            )
+            for claimed, heart in zip(group, hearts, strict=True)
+        ]
+        kind = grouping(first.spec.kind)
+        if len(group) > 1 and kind is not None:
+            outcomes = kind.run(contexts)
+        else:
+            outcomes = [run_function(first.spec.kind)(contexts[0])]
+    except RunFailed as error:
+        return [_fail(c.run.id, c.job_id, c.run.attempt, str(error), ctx) for c in group]
+    except Exception as error:
+        log.error("run %s failed:\n%s", first.run.id, traceback.format_exc())
+        reason = f"{type(error).__name__}: {error}"
+        return [_fail(c.run.id, c.job_id, c.run.attempt, reason, ctx) for c in group]
+    return [
+        _conclude(claimed, outcome, heart, ctx)
+        for claimed, outcome, heart in zip(group, outcomes, hearts, strict=True)
+    ]
+
+
+def _hooks(claimed: Claimed, heart: Heartbeat, watch: CancelWatch, ctx: WorkerContext) -> RunHooks:
+    run_id, job_id = claimed.run.id, claimed.job_id
+    return RunHooks(
         on_start=lambda sha, env: _record_start(run_id, sha, env, ctx),
         on_records=lambda records: store_records(job_id, records, ctx),
-        cancel_requested=lambda: heart.lost or heart.cancelled or cancel_requested(job_id, ctx),
+        cancel_requested=lambda: heart.lost or heart.cancelled or watch.cancelled,
         poll_seconds=ctx.settings.cancel_poll_seconds,
         hand_back_requested=hand_back_requested,
     )
-    try:
-        context = RunContext(
-            run=claimed.run,
-            spec=claimed.spec,
-            hooks=hooks,
-            cache_dir=ctx.settings.dataset_cache_dir,
-            store=open_store(ctx.settings),
-            fashion_mnist_dir=ctx.settings.fashion_mnist_dir,
-            keep_trained_model=ctx.settings.trained_model_retention_seconds > 0,
-            uploads=with_retries(
-                ctx, f"read the uploads of run {run_id}", lambda s: _uploads(s, claimed.spec)
-            ),
-        )
-        outcome = run_function(claimed.spec.kind)(context)
-    except RunFailed as error:
-        return _fail(run_id, job_id, attempt, str(error), ctx)
-    except Exception as error:
-        log.error("run %s failed:\n%s", run_id, traceback.format_exc())
-        return _fail(run_id, job_id, attempt, f"{type(error).__name__}: {error}", ctx)
+
+
+def _conclude(claimed: Claimed, outcome: RunOutcome, heart: Heartbeat, ctx: WorkerContext) -> str:
+    """Store how the run ended (fenced by its attempt), with what its end makes due."""
+    run_id, attempt, job_id = claimed.run.id, claimed.run.attempt, claimed.job_id
     if heart.lost:
         return "superseded"  # another attempt holds the run now; it records the outcome
+    queue = ctx.settings.task_queue
     if outcome.status == HANDED_BACK:
-        queue = ctx.settings.task_queue
         handed = with_retries(
             ctx,
             f"hand back run {run_id}",
@@ -236,7 +323,6 @@ def _run(claimed: Claimed, ctx: WorkerContext, heart: Heartbeat) -> str:
         )
         log.warning("run %s handed back after %d", run_id, outcome.completed)
         return HANDED_BACK if handed else "superseded"
-    queue = ctx.settings.task_queue
     if outcome.status == PAUSED:
 
         def pause(session: Session) -> bool:

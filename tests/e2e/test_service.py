@@ -123,7 +123,9 @@ def test_mnist_offline_fails_the_run_with_the_file_to_place(service: Service) ->
 def test_cancel_stops_the_running_run_within_its_epoch_and_the_queued_ones_at_once(
     service: Service,
 ) -> None:
-    job = service.submit({"optimizers": ["adam", "sgd", "rmsprop"], "epochs": 300, "batch_size": 8})
+    job = service.submit(
+        {"optimizers": ["adam", "sgd", "rmsprop"], "epochs": 300, "batch_size": 8, "fuse": False}
+    )
     wait_for(
         "training to start",
         lambda: len(service.http.get(f"/jobs/{job['id']}/metrics").json()["items"]) >= 2,
@@ -205,3 +207,29 @@ def test_a_rosenbrock_race_runs_through_the_service(service: Service) -> None:
     assert plain["rank"] == 4 and plain["distance"] > 2
     png = service.http.get(f"/jobs/{job['id']}/plot.png")
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+
+def test_arms_of_a_seed_train_fused_and_give_their_solo_numbers(service: Service) -> None:
+    body = {
+        "optimizers": ["sgd", {"name": "adam", "learning_rate": 0.002}, "rmsprop"],
+        "epochs": 2,
+        "batch_size": 64,
+        "seeds": [0, 1],
+    }
+    curves, fused = [], []
+    for fuse in (True, False):
+        job = service.submit(body | {"fuse": fuse})
+        items, last = poll(service, job["id"])
+        assert last["status"] == "succeeded"
+        done = service.http.get(f"/jobs/{job['id']}").json()
+        fused.append(sorted(r["summary"]["fused_with"] for r in done["runs"]))
+        index = {r["id"]: r["index"] for r in job["runs"]}
+        curves.append(
+            sorted(
+                (index[i["run_id"]], i["epoch"], i["loss"], i["val_loss"], i["val_accuracy"])
+                for i in items
+            )
+        )
+    # One worker: a seed's three arms in one step (the other seed's, next), or each alone.
+    assert fused == [[3] * 6, [1] * 6]
+    assert curves[0] == curves[1]  # bitwise on CPU with deterministic ops

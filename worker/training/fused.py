@@ -109,9 +109,9 @@ class Group:
             self.optimizer = optimizers[0]
             return
         inputs = keras.Input(shape=tuple(models[0].input_shape[1:]))
-        outputs = [
-            keras.layers.Identity(name=f"arm_{k}")(model(inputs)) for k, model in enumerate(models)
-        ]
+        for k, model in enumerate(models):
+            model.name = f"arm_{k}"  # its outputs' names in the logs (and names must differ)
+        outputs = [model(inputs) for model in models]
         self.model = keras.Model(inputs, outputs, name=f"fused_{len(models)}")
         owner = {
             id(variable): optimizer

@@ -196,6 +196,7 @@ class _Arm:
         self.outcome = RunOutcome("succeeded", 0, "")
         self.active = True
         self.model: keras.Model | None = None
+        self.name = ""  # the model's own name (a group renames its models)
         self.optimizer: keras.optimizers.Optimizer | None = None
         self.checkpointing = 0.0  # seconds the training thread spent on checkpoints
         self.fused_with = 1
@@ -222,6 +223,7 @@ def _train_together(
     group; the arms whose checkpoint did not fit after all come back, to start over."""
     for arm in arms:
         arm.model = _initial_model(arm.plan, data, objective, uploaded)
+        arm.name = arm.model.name
         arm.optimizer = build_optimizer(arm.plan.optimizer)
         arm.outcome.initial_weights_sha256 = weights_sha256(arm.model)
     group = Group([a.model for a in arms], [a.optimizer for a in arms], objective)
@@ -452,7 +454,8 @@ def _conclude(arm: _Arm) -> None:
     if store is not None and plan.keep_trained_model and outcome.status == "succeeded":
         try:
             assert arm.model is not None
-            if arm.fused_with > 1:  # saved with its own optimizer, as a lone run is
+            if arm.fused_with > 1:  # saved with its own optimizer and name, as a lone run is
+                arm.model.name = arm.name
                 arm.model.compile(optimizer=arm.optimizer, loss=None)
             outcome.summary["model_bytes"] = save_trained_model(store, plan.run_id, arm.model)
         except Exception as error:  # the run's numbers stand without its file

@@ -256,6 +256,14 @@ class TrainSpec(DataModelSpec):
     evaluate_initial: StrictBool = Field(
         default=True, description="Record epoch 0: the metrics of the initial weights."
     )
+    fuse: StrictBool = Field(
+        default=True,
+        description="Let a worker train the runs that differ only in their optimizer (same "
+        "seed, batch size and epochs) together in one compiled step, each computing what it "
+        "would alone (within 1e-6 relative; bitwise on CPU); a run's summary says how many "
+        "arms it trained with (`fused_with`). Arms trained together share their epochs' "
+        "seconds. false: every run trains alone.",
+    )
     target: TargetSpec | None = None
 
     @model_validator(mode="after")

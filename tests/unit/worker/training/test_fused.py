@@ -2,6 +2,7 @@
 what it computes alone."""
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -121,9 +122,7 @@ def test_a_fused_group_resumes_from_its_checkpoints_as_if_uninterrupted(tmp_path
     resumed = train_group(plans, [hooks(r) for r in second], cache_dir=tmp_path)
     assert [o.resumed_from for o in resumed] == [2, 2, 2]
     for p, a, b in zip(plans, first, second, strict=True):
-        lone = plan(p.optimizer, tmp_path, epochs=4)
-        lone = TrainingPlan(**{**lone.__dict__, "optimizer": p.optimizer})
-        assert_same(alone(lone, tmp_path)[1], a + b)
+        assert_same(alone(replace(p, run_id=uuid.uuid4(), store=None), tmp_path)[1], a + b)
 
 
 def test_runs_fuse_only_when_all_but_the_optimizer_is_shared(tmp_path: Path) -> None:
@@ -135,3 +134,57 @@ def test_runs_fuse_only_when_all_but_the_optimizer_is_shared(tmp_path: Path) -> 
         train_group(
             [base, plan("adam", tmp_path, seed=6)], [hooks([]), hooks([])], cache_dir=tmp_path
         )
+
+
+def test_arms_of_an_uploaded_model_fuse_though_each_copy_has_the_files_name(
+    tmp_path: Path,
+) -> None:
+    import io
+
+    import keras
+    import numpy as np
+
+    from core.architectures import UploadedModelSpec
+    from core.datasets import UploadedDatasetSpec
+    from core.uploads import Stored
+
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    np.savez(
+        buffer, x_train=rng.normal(size=(150, 4)).astype("float32"), y_train=np.arange(150) % 3
+    )
+    store.write_bytes("uploads/datasets/d.npz", buffer.getvalue())
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(3, activation="softmax")],
+        name="mine",
+    )
+    model.save(tmp_path / "m.keras")
+    store.write_bytes("uploads/models/m.keras", (tmp_path / "m.keras").read_bytes())
+    data_id, model_id = uuid.UUID(int=1), uuid.UUID(int=2)
+    uploads = {
+        data_id: Stored(
+            "uploads/datasets/d.npz",
+            {"format": "npz", "task": "classification", "classes": 3, "input_shape": [4]},
+        ),
+        model_id: Stored("uploads/models/m.keras", {"output_activation": "softmax"}),
+    }
+    plans = [
+        plan(
+            optimizer,
+            tmp_path,
+            dataset=UploadedDatasetSpec(id=data_id),
+            model=UploadedModelSpec(id=model_id, weights="file"),
+            store=store,
+            uploads=uploads,
+            test_epochs=(),
+        )
+        for optimizer in ("sgd", "adam")
+    ]
+    records: list[list[TrainRecord]] = [[], []]
+    outcomes = train_group(plans, [hooks(r) for r in records], cache_dir=tmp_path)
+    assert [o.summary["fused_with"] for o in outcomes] == [2, 2], outcomes
+    for p, fused in zip(plans, records, strict=True):
+        assert_same(alone(replace(p, run_id=uuid.uuid4()), tmp_path)[1], fused)
+    kept = keras.saving.load_model(store.path(f"runs/{plans[1].run_id}/model.keras"))
+    assert kept.name == "mine" and type(kept.optimizer).__name__ == "Adam"

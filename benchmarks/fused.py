@@ -1,0 +1,112 @@
+"""Arms fused into one compiled step against the same arms trained one by one, in one run:
+K = 1, 2, 4, 8 arms of one seed and batch size (eight different optimizer configurations),
+digits, an MLP with dropout, checkpoints on, as the worker trains them. For each K: seconds one
+by one, seconds fused, fused seconds over one arm's, and the largest relative difference
+between any fused arm's records and its solo run's (0 is bitwise).
+
+Run: .venv/bin/python benchmarks/fused.py (no services needed). On the device machine:
+KERAS_BACKEND=jax, the same command. EPOCHS=10 and BATCH=32 by default."""
+
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from worker.backend import configure_backend, describe_environment
+
+configure_backend(os.environ.get("KERAS_BACKEND", "tensorflow"), True)
+
+from core.artifacts import ArtifactStore  # noqa: E402
+from core.kinds.train.records import TrainRecord  # noqa: E402
+from core.kinds.train.spec import TrainSpec  # noqa: E402
+from worker.runs import RunHooks  # noqa: E402
+from worker.training.run import TrainingPlan, train, train_group  # noqa: E402
+
+EPOCHS = int(os.environ.get("EPOCHS", "10"))
+BATCH = int(os.environ.get("BATCH", "32"))
+OPTIMIZERS: list[Any] = [
+    "adam",
+    {"name": "sgd", "momentum": 0.9},
+    "rmsprop",
+    "adamw",
+    "nadam",
+    {"name": "lion", "learning_rate": 1e-4},
+    "adagrad",
+    "sgd",
+]
+NUMBERS = ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+
+
+def plans(k: int, store: ArtifactStore) -> list[TrainingPlan]:
+    spec = TrainSpec.model_validate(
+        {
+            "dataset": {"name": "digits"},
+            "model": {"preset": "mlp", "hidden_units": [128], "dropout": 0.2},
+            "optimizers": OPTIMIZERS[:k],
+            "epochs": EPOCHS,
+            "batch_size": BATCH,
+        }
+    )
+    return [
+        TrainingPlan(
+            run_id=uuid.uuid4(),
+            dataset=spec.dataset,
+            model=spec.model,
+            optimizer=optimizer.config,
+            batch_size=BATCH,
+            epochs=EPOCHS,
+            seed=0,
+            test_epochs=tuple(spec.epochs),
+            store=store,
+        )
+        for optimizer in spec.optimizers
+    ]
+
+
+def hooks(records: list[TrainRecord]) -> RunHooks:
+    return RunHooks(on_start=lambda sha, env: None, on_records=records.extend, cancel_requested=bool)
+
+
+def difference(a: list[TrainRecord], b: list[TrainRecord]) -> float:
+    assert [r.epoch for r in a] == [r.epoch for r in b]
+    worst = 0.0
+    for x, y in zip(a, b, strict=True):
+        for name in NUMBERS:
+            u, v = getattr(x, name), getattr(y, name)
+            if u is not None and v is not None:
+                worst = max(worst, abs(u - v) / max(1.0, abs(u)))
+    return worst
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        cache, store = Path(scratch, "cache"), ArtifactStore(str(Path(scratch, "artifacts")))
+        train(plans(1, store)[0], cache_dir=cache, hooks=hooks([]))  # warm: imports, tracing
+        solo: list[tuple[float, list[TrainRecord]]] = []
+        for plan in plans(8, store):
+            records: list[TrainRecord] = []
+            started = time.perf_counter()
+            train(plan, cache_dir=cache, hooks=hooks(records))
+            solo.append((time.perf_counter() - started, records))
+        one = solo[0][0]
+        print(f"digits MLP-128 dropout 0.2, batch {BATCH}, {EPOCHS} epochs; {describe_environment()}")
+        print(f"{'arms':>5}{'one by one s':>14}{'fused s':>10}{'fused / one arm':>17}"
+              f"{'one by one / fused':>20}{'max rel diff vs solo':>22}")
+        for k in (1, 2, 4, 8):
+            grouped: list[list[TrainRecord]] = [[] for _ in range(k)]
+            started = time.perf_counter()
+            train_group(plans(k, store), [hooks(r) for r in grouped], cache_dir=cache)
+            fused = time.perf_counter() - started
+            serial = sum(seconds for seconds, _ in solo[:k])
+            worst = max(difference(solo[i][1], grouped[i]) for i in range(k))
+            print(f"{k:>5}{serial:>14.2f}{fused:>10.2f}{fused / one:>17.2f}"
+                  f"{serial / fused:>20.2f}{worst:>22.3g}")
+
+
+if __name__ == "__main__":
+    main()
