@@ -69,7 +69,9 @@ def plans(k: int, store: ArtifactStore) -> list[TrainingPlan]:
 
 
 def hooks(records: list[TrainRecord]) -> RunHooks:
-    return RunHooks(on_start=lambda sha, env: None, on_records=records.extend, cancel_requested=bool)
+    return RunHooks(
+        on_start=lambda sha, env: None, on_records=records.extend, cancel_requested=bool
+    )
 
 
 def difference(a: list[TrainRecord], b: list[TrainRecord]) -> float:
@@ -94,9 +96,12 @@ def main() -> None:
             train(plan, cache_dir=cache, hooks=hooks(records))
             solo.append((time.perf_counter() - started, records))
         one = solo[0][0]
-        print(f"digits MLP-128 dropout 0.2, batch {BATCH}, {EPOCHS} epochs; {describe_environment()}")
-        print(f"{'arms':>5}{'one by one s':>14}{'fused s':>10}{'fused / one arm':>17}"
-              f"{'one by one / fused':>20}{'max rel diff vs solo':>22}")
+        print(f"digits MLP-128 dropout 0.2, batch {BATCH}, {EPOCHS} epochs")
+        print(describe_environment())
+        print(
+            f"{'arms':>5}{'one by one s':>14}{'fused s':>10}{'fused / one arm':>17}"
+            f"{'one by one / fused':>20}{'max rel diff vs solo':>22}"
+        )
         for k in (1, 2, 4, 8):
             grouped: list[list[TrainRecord]] = [[] for _ in range(k)]
             started = time.perf_counter()
@@ -104,8 +109,10 @@ def main() -> None:
             fused = time.perf_counter() - started
             serial = sum(seconds for seconds, _ in solo[:k])
             worst = max(difference(solo[i][1], grouped[i]) for i in range(k))
-            print(f"{k:>5}{serial:>14.2f}{fused:>10.2f}{fused / one:>17.2f}"
-                  f"{serial / fused:>20.2f}{worst:>22.3g}")
+            print(
+                f"{k:>5}{serial:>14.2f}{fused:>10.2f}{fused / one:>17.2f}"
+                f"{serial / fused:>20.2f}{worst:>22.3g}"
+            )
 
 
 if __name__ == "__main__":

@@ -121,8 +121,10 @@ def main() -> None:
                 times["service"].append(service_run(client, ctx, body))
             median = {k: statistics.median(v) for k, v in times.items()}
             rows.append((f"{name}, {spec.max_epochs} epochs, batch {BATCH}", median))
-    print(f"{'workload':<32}{'bare fit s':>11}{'fit+val s':>11}{'service s':>11}"
-          f"{'vs fit':>8}{'vs fit+val':>12}")
+    print(
+        f"{'workload':<32}{'bare fit s':>11}{'fit+val s':>11}{'service s':>11}"
+        f"{'vs fit':>8}{'vs fit+val':>12}"
+    )
     for label, m in rows:
         print(
             f"{label:<32}{m['bare']:>11.2f}{m['bare+val']:>11.2f}{m['service']:>11.2f}"

@@ -5,8 +5,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Select, Text, and_, cast, exists, func, literal, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.orm import Session, selectinload
 
 from core.keys import Principal
@@ -524,6 +524,27 @@ class RecordRepository:
             .limit(limit)
         ).tuples()
         return [Sequenced(seq=seq, data=data) for seq, data in rows]
+
+    def lines_after(self, job_id: uuid.UUID, *, cursor: int, limit: int) -> tuple[str, int]:
+        """Up to `limit` records after the cursor as JSON lines (each with its "cursor"),
+        written by Postgres in one pass; and the last seq among them (the cursor if none)."""
+        with_cursor = RecordRow.data.op("||")(
+            func.jsonb_build_object("cursor", cast(RecordRow.seq, Text))
+        )
+        page = (
+            select(RecordRow.seq, cast(with_cursor, Text).label("line"))
+            .where(RecordRow.job_id == job_id, RecordRow.seq > cursor)
+            .order_by(RecordRow.seq)
+            .limit(limit)
+            .subquery()
+        )
+        body, last = self.session.execute(
+            select(
+                func.string_agg(page.c.line, aggregate_order_by(literal("\n"), page.c.seq)),
+                func.max(page.c.seq),
+            )
+        ).one()
+        return ("" if body is None else body + "\n"), (cursor if last is None else int(last))
 
     def for_jobs(self, job_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
         """Every record of these jobs, each run's in position order."""

@@ -208,11 +208,8 @@ def _mates(runs: RunRepository, first: Claimed, ctx: WorkerContext) -> list[Clai
     then find them running and are skipped."""
     if ctx.settings.fuse_max_arms < 2:
         return []
-    # Keras loads here, in the worker's child process, never before the fork.
-    from worker.backend import configure
-    from worker.kinds import grouping
+    from worker.kinds import grouping  # loaded by execute_run, before the claim
 
-    configure(ctx.settings)
     kind = grouping(first.spec.kind)
     key = kind.key(first.spec, first.run) if kind else None
     if kind is None or key is None:
@@ -237,6 +234,11 @@ def execute_run(run_id: uuid.UUID, ctx: WorkerContext) -> str:
     """Run one run (with the runs that train together with it); each outcome is stored on
     its run, never only logged. A run left behind by a dead worker resumes from its last
     checkpoint."""
+    # Keras and its backend load here, in the worker's child process, never before the fork,
+    # and before the claim: a run claimed must beat at once (loading takes seconds).
+    from worker.backend import configure
+
+    configure(ctx.settings)
     claimed = with_retries(ctx, f"claim run {run_id}", lambda s: _claim(s, run_id, ctx))
     if isinstance(claimed, str):
         return claimed
@@ -257,11 +259,8 @@ def execute_run(run_id: uuid.UUID, ctx: WorkerContext) -> str:
 def _run(
     group: list[Claimed], ctx: WorkerContext, hearts: list[Heartbeat], watch: CancelWatch
 ) -> list[str]:
-    # Keras and its backend load here, in the worker's child process, never before the fork.
-    from worker.backend import configure
     from worker.kinds import grouping, run_function
 
-    configure(ctx.settings)
     first = group[0]
     try:
         store = open_store(ctx.settings)

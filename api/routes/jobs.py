@@ -94,6 +94,40 @@ def get_metrics(
     return jobs.metrics(session, stream, principal, job_id, after=after, limit=limit)
 
 
+@router.get(
+    "/{job_id}/metrics.ndjson",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+            "description": "One record a line, each with its cursor; the headers "
+            "Optarena-Next-Cursor, Optarena-Done and Optarena-Status say where to go on.",
+        },
+        409: {"model": ErrorOut, "description": "The cursor is past the last record."},
+    },
+)
+def get_metrics_lines(
+    job_id: uuid.UUID,
+    session: SessionDep,
+    principal: PrincipalDep,
+    after: Cursor = 0,
+    limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
+) -> Response:
+    """Records after the cursor as newline-delimited JSON: a whole history in one request
+    (pandas: `read_json(url, lines=True)`). Pass Optarena-Next-Cursor back as ?after= until
+    Optarena-Done is true; each record is seen exactly once."""
+    found = jobs.metrics_lines(session, principal, job_id, after=after, limit=limit)
+    return Response(
+        found.body,
+        media_type="application/x-ndjson",
+        headers={
+            "optarena-next-cursor": str(found.next_cursor),
+            "optarena-done": "true" if found.done else "false",
+            "optarena-status": found.status,
+        },
+    )
+
+
 @router.get("/{job_id}/comparison", response_model=Comparison)
 def get_comparison(
     job_id: uuid.UUID,

@@ -8,6 +8,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -188,6 +189,35 @@ def metrics(
         items=[item.model_validate({**r.data, "cursor": str(r.seq)}) for r in records],
         next_cursor=str(next_cursor),
         done=job.status in FINISHED_JOB and next_cursor >= job.metrics_seq,
+    )
+
+
+@dataclass(frozen=True)
+class MetricsLines:
+    """Records as JSON lines, and where the next read starts."""
+
+    body: str
+    status: str
+    next_cursor: int
+    done: bool
+
+
+def metrics_lines(
+    session: Session, principal: Principal, job_id: uuid.UUID, *, after: int, limit: int
+) -> MetricsLines:
+    """Records after the cursor as newline-delimited JSON, from Postgres in one pass: the bulk
+    read of a history. The job is read first, as for a page, so a finished status is never
+    paired with missing records."""
+    job = visible(session, job_id, principal)
+    if after > job.metrics_seq:
+        raise Conflict(f"cursor {after} is beyond this job's last record ({job.metrics_seq})")
+    body, last = RecordRepository(session).lines_after(job.id, cursor=after, limit=limit)
+    last = min(last, job.metrics_seq)  # (a record committed after the job row was read waits)
+    return MetricsLines(
+        body=body,
+        status=job.status.value,
+        next_cursor=last,
+        done=job.status in FINISHED_JOB and last >= job.metrics_seq,
     )
 
 

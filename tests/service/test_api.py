@@ -1,6 +1,7 @@
 """The API against real Postgres and Redis; messages go through the outbox to a real broker
 queue of the tests' own."""
 
+import json
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -204,6 +205,33 @@ def test_concurrent_writers_and_a_poller_never_miss_or_repeat_a_record(
         seen += [f"{i['run_id']}:{i['epoch']}" for i in page["items"]]
         cursor = page["next_cursor"]
     assert len(seen) == 100 and len(set(seen)) == 100
+
+
+def test_the_history_as_json_lines_equals_the_pages_and_resumes_at_its_cursor(
+    client: TestClient,
+    test_settings: Settings,
+    sessions: sessionmaker[Session],
+    stream: MetricsStream,
+) -> None:
+    job = submit(client, {"optimizers": ["sgd", "adam"], "epochs": 3})
+    ctx = worker_context(test_settings, sessions, stream)
+    store(job, [record(r["id"], e, 0.1 * e) for e in range(1, 4) for r in job["runs"]], ctx)
+    pages = poll_all(client, job["id"], limit=1000)
+    url = f"/jobs/{job['id']}/metrics.ndjson"
+    whole = client.get(url)
+    assert whole.status_code == 200 and whole.headers["content-type"] == "application/x-ndjson"
+    assert [json.loads(line) for line in whole.text.splitlines()] == pages
+    assert whole.headers["optarena-next-cursor"] == "6"
+    assert whole.headers["optarena-done"] == "false"  # the job has not ended
+    lines, cursor = [], "0"
+    while True:  # four at a time, as a client resumes
+        part = client.get(url, params={"after": cursor, "limit": 4})
+        if not part.text:
+            break
+        lines += [json.loads(line) for line in part.text.splitlines()]
+        cursor = part.headers["optarena-next-cursor"]
+    assert lines == pages and cursor == "6"
+    assert client.get(url, params={"after": 7}).status_code == 409
 
 
 def test_comparison_ranks_stored_runs_and_reports_target(

@@ -94,8 +94,12 @@ def tuning_rules_hold(body: dict[str, Any]) -> bool:
         return False
     if len(set(counts)) > 1 and not tuning.get("allow_unequal_budgets"):
         return False
-    if set(tuning.get("tuning_seeds", [0])) & set(tuning.get("final_seeds", [1, 2, 3, 4, 5])):
+    tuning_seeds = tuning.get("tuning_seeds", [0])
+    final_seeds = tuning.get("final_seeds", [1, 2, 3, 4, 5])
+    if set(tuning_seeds) & set(final_seeds):
         return False
+    if len(set(tuning_seeds)) < len(tuning_seeds) or len(set(final_seeds)) < len(final_seeds):
+        return False  # 225 and 225.0: one number, which JSON Schema's generators may miss
     epochs = body.get("epochs", 10)
     last = max(epochs) if isinstance(epochs, list) else epochs
     if any(r >= last for r in (tuning.get("prune") or {}).get("rungs", [])):

@@ -242,6 +242,7 @@ class TuningSpec(ContractModel):
             min_length=1,
             max_length=16,
             description="Seeds every trial trains on.",
+            json_schema_extra={"uniqueItems": True},
         ),
     ]
     final_seeds: Annotated[
@@ -252,6 +253,7 @@ class TuningSpec(ContractModel):
             max_length=64,
             default_factory=lambda: [1, 2, 3, 4, 5],
             description="Seeds the chosen configurations train on: never used to choose.",
+            json_schema_extra={"uniqueItems": True},
         ),
     ]
     prune: PruneSpec | None = None
