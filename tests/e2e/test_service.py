@@ -233,3 +233,20 @@ def test_arms_of_a_seed_train_fused_and_give_their_solo_numbers(service: Service
     # One worker: a seed's three arms in one step (the other seed's, next), or each alone.
     assert fused == [[3] * 6, [1] * 6]
     assert curves[0] == curves[1]  # bitwise on CPU with deterministic ops
+
+
+def test_cancel_stops_every_arm_of_a_fused_group_within_its_epoch(service: Service) -> None:
+    job = service.submit({"optimizers": ["adam", "sgd", "rmsprop"], "epochs": 300, "batch_size": 8})
+    wait_for(
+        "training to start",
+        lambda: len(service.http.get(f"/jobs/{job['id']}/metrics").json()["items"]) >= 6,
+    )
+    assert service.http.post(f"/jobs/{job['id']}/cancel").status_code == 202
+    done = service.wait(job["id"])
+    assert done["status"] == "cancelled"
+    assert all(r["status"] == "cancelled" and r["summary"]["fused_with"] == 3 for r in done["runs"])
+    assert all("cancelled while running" in r["error"] for r in done["runs"])
+    items, last = poll(service, job["id"], limit=1000)
+    for run in done["runs"]:
+        epochs = [i["epoch"] for i in items if i["run_id"] == run["id"]]
+        assert epochs == list(range(run["summary"]["epochs_completed"] + 1)) and last["done"]
