@@ -26,7 +26,7 @@ from worker.runs import RunFailed, RunHooks, RunOutcome, Status
 from worker.training import checkpoints
 from worker.training.callbacks import EpochDriver, finite
 from worker.training.datasets import Dataset, load_dataset
-from worker.training.fused import EpochBatches, Group
+from worker.training.fused import EpochBatches, Group, has_regularization
 from worker.training.fused import epoch_order as epoch_order  # where tests look for it
 from worker.training.models import build_model, load_uploaded_model, weights_sha256
 from worker.training.objective import Objective, objective_of
@@ -226,6 +226,9 @@ def _train_together(
         arm.name = arm.model.name
         arm.optimizer = build_optimizer(arm.plan.optimizer)
         arm.outcome.initial_weights_sha256 = weights_sha256(arm.model)
+    if len(arms) > 1 and has_regularization(arms[0].model):
+        # a fused arm's loss would leave its regularization out: each trains alone
+        return [late for arm in arms for late in _train_together([arm], data, objective, uploaded)]
     group = Group([a.model for a in arms], [a.optimizer for a in arms], objective)
     group.build_optimizers()
     refused = []

@@ -139,6 +139,30 @@ def test_runs_fuse_only_when_all_but_the_optimizer_is_shared(tmp_path: Path) -> 
 def test_arms_of_an_uploaded_model_fuse_though_each_copy_has_the_files_name(
     tmp_path: Path,
 ) -> None:
+    outcomes, records, plans = _uploaded_group(tmp_path, regularized=False)
+    assert [o.summary["fused_with"] for o in outcomes] == [2, 2], outcomes
+    for p, fused in zip(plans, records, strict=True):
+        assert_same(alone(replace(p, run_id=uuid.uuid4()), tmp_path)[1], fused)
+    import keras
+
+    assert plans[0].store is not None
+    kept = keras.saving.load_model(plans[0].store.path(f"runs/{plans[1].run_id}/model.keras"))
+    assert kept.name == "mine" and type(kept.optimizer).__name__ == "Adam"
+
+
+def test_a_model_with_regularization_trains_each_arm_alone_with_its_whole_loss(
+    tmp_path: Path,
+) -> None:
+    outcomes, records, plans = _uploaded_group(tmp_path, regularized=True)
+    assert [o.summary["fused_with"] for o in outcomes] == [1, 1]
+    for p, got in zip(plans, records, strict=True):
+        assert_same(alone(replace(p, run_id=uuid.uuid4()), tmp_path)[1], got)
+
+
+def _uploaded_group(
+    tmp_path: Path, *, regularized: bool
+) -> tuple[list[RunOutcome], list[list[TrainRecord]], list[TrainingPlan]]:
+    """Two arms (SGD, Adam) of an uploaded model named "mine", trained as a group."""
     import io
 
     import keras
@@ -155,8 +179,13 @@ def test_arms_of_an_uploaded_model_fuse_though_each_copy_has_the_files_name(
         buffer, x_train=rng.normal(size=(150, 4)).astype("float32"), y_train=np.arange(150) % 3
     )
     store.write_bytes("uploads/datasets/d.npz", buffer.getvalue())
+    penalty = keras.regularizers.L2(0.01) if regularized else None
     model = keras.Sequential(
-        [keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(3, activation="softmax")],
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(8, kernel_regularizer=penalty),
+            keras.layers.Dense(3, activation="softmax"),
+        ],
         name="mine",
     )
     model.save(tmp_path / "m.keras")
@@ -183,8 +212,4 @@ def test_arms_of_an_uploaded_model_fuse_though_each_copy_has_the_files_name(
     ]
     records: list[list[TrainRecord]] = [[], []]
     outcomes = train_group(plans, [hooks(r) for r in records], cache_dir=tmp_path)
-    assert [o.summary["fused_with"] for o in outcomes] == [2, 2], outcomes
-    for p, fused in zip(plans, records, strict=True):
-        assert_same(alone(replace(p, run_id=uuid.uuid4()), tmp_path)[1], fused)
-    kept = keras.saving.load_model(store.path(f"runs/{plans[1].run_id}/model.keras"))
-    assert kept.name == "mine" and type(kept.optimizer).__name__ == "Adam"
+    return outcomes, records, plans
