@@ -16,6 +16,7 @@ from api.limits import BodyLimit
 from api.queue import Broker
 from api.routes import catalog, comparisons, events, health, jobs, scores, uploads
 from api.routes.events import Snapshots
+from api.tails import Tails
 from core.db import make_engine, make_session_factory
 from core.settings import Settings, get_settings
 from core.stream import MetricsStream, make_redis
@@ -53,16 +54,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings,
             RedisStorage(settings.redis_url, connection_pool=redis_client.connection_pool),
         )
-        # Event streams block on this client; no socket timeout, the XREAD itself is bounded.
-        app.state.aredis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+        app.state.keys = auth.KeyCache(settings.key_cache_seconds)
+        # Event streams' short reads share a bounded pool: a burst of a thousand streams
+        # waits its turn for a connection rather than failing over to Postgres.
+        app.state.aredis = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=64, timeout=30, socket_connect_timeout=5
+            )
+        )
+        # Each job's tail holds one connection in a blocking XREAD (no socket timeout: the
+        # XREAD itself is bounded), one per watched job, so this pool is not capped.
+        app.state.tail_redis = aioredis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=5, max_connections=2**31
+        )
         app.state.snapshots = Snapshots(
             app.state.sessions, max_age=min(0.25, settings.sse_block_ms / 2000)
         )
+        app.state.tails = Tails(
+            app.state.tail_redis, block_ms=settings.sse_block_ms, keep=events.PAGE, page=events.PAGE
+        )
         background.start(app.state.sessions)
         yield
+        await app.state.tails.close()
         background.stop()
         broker.close()
         await app.state.aredis.aclose()
+        await app.state.aredis.connection_pool.disconnect()
+        await app.state.tail_redis.aclose()
         redis_client.close()
         engine.dispose()
 

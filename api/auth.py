@@ -4,6 +4,7 @@ often they may ask (a moving one-minute window per key, kept in Redis by `limits
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
@@ -14,7 +15,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from api.deps import SessionDep
 from api.schemas import Session as SessionOut
-from core.keys import KeyRepository, Principal
+from core.keys import KeyRepository, Principal, hash_key
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,34 @@ class RateLimit:
         )
 
 
+class KeyCache:
+    """Keys this process has looked up, trusted for `seconds` (a revocation is honoured
+    within that window). Only live keys are kept, so a new key works at once and a wrong one
+    is looked up every time."""
+
+    LIMIT = 10_000
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self._keys: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, secret: str) -> Principal | None:
+        if self.seconds <= 0:
+            return None
+        found = self._keys.get(hash_key(secret))
+        if found is None or found[0] <= self.clock():
+            return None
+        return found[1]
+
+    def put(self, secret: str, principal: Principal) -> None:
+        if self.seconds <= 0:
+            return
+        if len(self._keys) >= self.LIMIT:
+            self._keys = {}
+        self._keys[hash_key(secret)] = (self.clock() + self.seconds, principal)
+
+
 def _unauthorized(message: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"}
@@ -80,10 +109,14 @@ def require_principal(
                 "an API key is required: 'Authorization: Bearer <key>' "
                 "(make one with 'optarena keys create --owner NAME')"
             )
-    key = KeyRepository(session).authenticate(secret)
-    if key is None:
-        raise _unauthorized("this API key is not valid (unknown or revoked)")
-    principal = Principal(key.id, key.owner, key.admin)
+    cache: KeyCache = request.app.state.keys
+    principal = cache.get(secret)
+    if principal is None:
+        key = KeyRepository(session).authenticate(secret)
+        if key is None:
+            raise _unauthorized("this API key is not valid (unknown or revoked)")
+        principal = Principal(key.id, key.owner, key.admin)
+        cache.put(secret, principal)
     request.app.state.rate_limit.check(principal)
     return principal
 

@@ -29,6 +29,18 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        description="API server processes behind the one port (each runs its own relay, "
+        "reaper and event-stream tails; all of them are safe to run several times).",
+    )
+    key_cache_seconds: float = Field(
+        default=5,
+        ge=0,
+        description="How long an API process trusts a key it has looked up: a revoked key is "
+        "refused within this long; 0: every request looks its key up.",
+    )
 
     max_runs_per_job: int = 64
     max_epochs: int = 1000

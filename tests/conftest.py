@@ -155,6 +155,7 @@ def test_settings(migrated_database: str, tmp_path_factory: pytest.TempPathFacto
         max_runs_per_job=64,
         max_epochs=1000,
         rate_limit_per_minute=0,  # limit tests set their own
+        key_cache_seconds=0,  # a revoked key is refused at once; the cache's test sets its own
         max_active_runs_per_owner=10**9,
     )
 

@@ -4,9 +4,9 @@ Every record (an epoch, a step) is a `record` event whose id is its cursor, so a
 reconnects with Last-Event-ID continues right after it. A run that changes status is a `run`
 event; when every run has ended and every record was sent, a `done` event closes the stream.
 
-Waiting is a blocking XREAD on the async Redis client. When the client goes away
-sse-starlette cancels the generator, and the cancelled read drops its connection at once, so
-no blocked reads are left behind.
+Waiting is on the job's tail (`api.tails`): one blocking XREAD per job and API process, shared
+by every stream of the job. When the client goes away sse-starlette cancels the generator,
+which leaves the tail; the last to leave cancels its read, so no blocked reads are left.
 """
 
 import asyncio
@@ -27,6 +27,7 @@ from api.auth import PrincipalDep, require_principal
 from api.deps import ERRORS, SessionDep
 from api.schemas import ErrorOut
 from api.services.jobs import not_found
+from api.tails import Tails
 from core.errors import Conflict
 from core.models import FINISHED_JOB, Job
 from core.records import Sequenced
@@ -143,22 +144,16 @@ async def _read(
     cursor: int,
     *,
     live: bool,
-    block_ms: int | None = None,
 ) -> list[Sequenced]:
     """Records after cursor: the Redis entries that continue it, else Postgres's."""
     if live:
         try:
-            answer: Any = await client.xread(
-                {metrics_key(job_id): f"{cursor}-0"}, count=PAGE, block=block_ms
-            )
+            entries: Any = await client.xrange(metrics_key(job_id), min=f"({cursor}-0", count=PAGE)
         except aioredis.RedisError as error:
             log.warning("metrics stream of job %s unreadable: %s", job_id, error)
-            if block_ms:  # Redis is down: look at Postgres at the pace Redis would have woken us
-                await asyncio.sleep(block_ms / 1000)
             return await run_in_threadpool(_from_postgres, sessions, job_id, cursor)
-        entries = answer[0][1] if answer else []
-        records = gapless(entries, cursor=cursor)
-        if records or (block_ms is not None and not entries):
+        records = gapless(entries or [], cursor=cursor)
+        if records:
             return records
     return await run_in_threadpool(_from_postgres, sessions, job_id, cursor)
 
@@ -173,37 +168,52 @@ async def _events(
     sessions: sessionmaker[Session] = state.sessions
     client: aioredis.Redis = state.aredis
     snapshots: Snapshots = state.snapshots
+    tails: Tails = state.tails
     statuses: dict[uuid.UUID, str] = {}
     looked = time.monotonic()
-    while True:
-        for run_id, index, run_status, error in snapshot.runs:
-            if statuses.get(run_id) != run_status:
-                statuses[run_id] = run_status
-                data = {"run_id": str(run_id), "index": index, "status": run_status, "error": error}
-                yield ServerSentEvent(data=json.dumps(data), event="run")
-        # Everything up to the snapshot's last number is committed: send it all.
-        while cursor < snapshot.metrics_seq:
-            records = await _read(sessions, client, job_id, cursor, live=not snapshot.finished)
-            if not records:
-                break
+    tail = tails.join(job_id, cursor)
+    try:
+        while True:
+            for run_id, index, run_status, error in snapshot.runs:
+                if statuses.get(run_id) != run_status:
+                    statuses[run_id] = run_status
+                    data = {
+                        "run_id": str(run_id),
+                        "index": index,
+                        "status": run_status,
+                        "error": error,
+                    }
+                    yield ServerSentEvent(data=json.dumps(data), event="run")
+            # Everything up to the snapshot's last number is committed: send it all.
+            while cursor < snapshot.metrics_seq:
+                records = await _read(sessions, client, job_id, cursor, live=not snapshot.finished)
+                if not records:
+                    break
+                for record in records:
+                    yield _record_event(record)
+                cursor = records[-1].seq
+            if snapshot.finished and cursor >= snapshot.metrics_seq:
+                data = {"job_id": str(job_id), "status": snapshot.status, "cursor": str(cursor)}
+                yield ServerSentEvent(data=json.dumps(data), event="done")
+                return
+            # Wait on the job's tail (one Redis reader for every stream of the job in this
+            # process) and send what continues the cursor at once; when the tail cannot
+            # continue it, read Redis or Postgres directly. Postgres is asked again (run
+            # changes, the end) when the wait times out, and at most once per look interval
+            # while records flow, so many watchers cost neither Redis reads nor queries.
+            waited = await tails.wait(tail, cursor, timeout_ms=block_ms)
+            records = waited.records
+            if waited.behind and not records:
+                records = await _read(sessions, client, job_id, cursor, live=True)
             for record in records:
                 yield _record_event(record)
-            cursor = records[-1].seq
-        if snapshot.finished and cursor >= snapshot.metrics_seq:
-            data = {"job_id": str(job_id), "status": snapshot.status, "cursor": str(cursor)}
-            yield ServerSentEvent(data=json.dumps(data), event="done")
-            return
-        # Wait for the next entry and send what continues the cursor at once. Postgres is
-        # asked again (run changes, the end) when the wait times out, and at most once per
-        # look interval while records flow, so many watchers cost Redis reads, not queries.
-        records = await _read(sessions, client, job_id, cursor, live=True, block_ms=block_ms)
-        for record in records:
-            yield _record_event(record)
-        if records:
-            cursor = records[-1].seq
-            if time.monotonic() - looked < block_ms / 1000:
-                continue
-        fresh = await snapshots.get(job_id)
-        if fresh is None:
-            return
-        snapshot, looked = fresh, time.monotonic()
+            if records:
+                cursor = records[-1].seq
+                if time.monotonic() - looked < block_ms / 1000:
+                    continue
+            fresh = await snapshots.get(job_id)
+            if fresh is None:
+                return
+            snapshot, looked = fresh, time.monotonic()
+    finally:
+        tails.leave(tail)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from api.app import create_app
+from api.auth import KeyCache
 from core.db import transaction
 from core.keys import KeyRepository
 from core.settings import Settings, get_settings
@@ -86,6 +87,26 @@ def test_keys_are_stored_hashed_and_revoked_keys_are_refused(
     with transaction(sessions) as session:
         assert [k.id for k in KeyRepository(session).revoke(key.prefix)] == [key.id]
     assert client.get("/jobs", headers=carol).status_code == 401
+
+
+def test_a_cached_key_is_refused_once_its_window_has_passed_after_revocation(
+    test_settings: Settings, db_engine: object, sessions: sessionmaker[Session]
+) -> None:
+    now = [1000.0]
+    with transaction(sessions) as session:
+        key, secret = KeyRepository(session).create(owner="erin")
+    erin = {"authorization": f"Bearer {secret}"}
+    settings = test_settings.model_copy(update={"key_cache_seconds": 30})
+    with TestClient(create_app(settings)) as api:
+        api.app.state.keys = KeyCache(30, clock=lambda: now[0])  # type: ignore[attr-defined]
+        assert api.get("/session", headers=erin).status_code == 200
+        with transaction(sessions) as session:
+            KeyRepository(session).revoke(key.prefix)
+        now[0] += 29  # within the window the process still trusts what it looked up
+        assert api.get("/session", headers=erin).status_code == 200
+        now[0] += 2
+        assert api.get("/session", headers=erin).status_code == 401
+        assert api.get("/session", headers={"authorization": "Bearer oa_wrong"}).status_code == 401
 
 
 def test_the_dashboard_session_cookie_authenticates_and_is_httponly(

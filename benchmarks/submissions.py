@@ -1,0 +1,105 @@
+"""500 submissions from 50 concurrent clients (each its own key, so the default rate limit
+applies as it would to 50 users): request latency and whether every job was stored.
+
+Side by side from one run: one API process that looks every key up (the service before
+OPTARENA_API_WORKERS and OPTARENA_KEY_CACHE_SECONDS), and the defaults with two processes.
+The API runs as compose runs it (`python -m api`), with the outbox relay sending every job's
+messages to the broker as it goes.
+
+Run: .venv/bin/python benchmarks/submissions.py (needs Postgres and Redis).
+"""
+
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.api_rig import api_process, database, make_keys
+
+CLIENTS, EACH = 50, 10
+JOB = {"optimizers": ["sgd", "adam"], "epochs": 1}
+
+
+def p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def client(url: str, secret: str, latencies: list[float], codes: list[int]) -> None:
+    headers = {"authorization": f"Bearer {secret}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as http:
+        for _ in range(EACH):
+            started = time.perf_counter()
+            response = await http.post(
+                "/jobs", json=JOB, headers={"idempotency-key": uuid.uuid4().hex}
+            )
+            latencies.append((time.perf_counter() - started) * 1000)
+            codes.append(response.status_code)
+
+
+async def burst(url: str, secrets: list[str]) -> tuple[list[float], list[int], float]:
+    latencies: list[float] = []
+    codes: list[int] = []
+    # Warm each process's pools first (not measured).
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        await asyncio.gather(
+            *(http.get("/jobs", headers={"authorization": f"Bearer {s}"}) for s in secrets)
+        )
+    started = time.perf_counter()
+    await asyncio.gather(*(client(url, s, latencies, codes) for s in secrets))
+    return latencies, codes, time.perf_counter() - started
+
+
+def stored_jobs(db_url: str) -> int:
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        count = int(conn.execute(text("SELECT count(*) FROM jobs")).scalar_one())
+        conn.execute(text("TRUNCATE jobs, runs, outbox CASCADE"))
+        conn.commit()
+    engine.dispose()
+    return count
+
+
+def main() -> None:
+    rows = []
+    with database("optarena_bench_submissions") as db_url:
+        secrets = make_keys(db_url, CLIENTS)
+        for label, settings in (
+            ("baseline: 1 process, no key cache", {"api_workers": "1", "key_cache_seconds": "0"}),
+            ("defaults, 2 processes", {"api_workers": os.environ.get("BENCH_WORKERS", "2")}),
+        ):
+            with api_process(db_url, f"optarena.bench.{uuid.uuid4().hex[:8]}", **settings) as url:
+                latencies, codes, seconds = asyncio.run(burst(url, secrets))
+            stored = stored_jobs(db_url)
+            rows.append((label, latencies, codes, seconds, stored))
+    total = CLIENTS * EACH
+    print(f"{total} submissions (POST /jobs), {CLIENTS} concurrent clients, one key each:")
+    print(f"{'':36} {'p50 ms':>8} {'p99 ms':>8} {'jobs/s':>8} {'201s':>6} {'stored':>7}")
+    for label, latencies, codes, seconds, stored in rows:
+        print(
+            f"{label:36} {statistics.median(latencies):8.1f} {p(latencies, 0.99):8.1f} "
+            f"{total / seconds:8.1f} {codes.count(201):6d} {stored:7d}"
+        )
+    best = rows[-1]
+    print(
+        json.dumps(
+            {
+                "p99_ms": round(p(best[1], 0.99), 1),
+                "target_p99_ms": 250,
+                "lost": total - best[4],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
