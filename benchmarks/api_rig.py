@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -47,9 +48,25 @@ def make_keys(db_url: str, owners: int) -> list[str]:
     return secrets
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and its children (the API's workers), from /proc."""
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        total += cpu_seconds(int(child))
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return total + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Api:
+    url: str
+    pid: int
+
+
 @contextmanager
-def api_process(db_url: str, queue: str, **settings: str) -> Iterator[str]:
-    """The API's URL while it runs with these OPTARENA_ settings (lower-case names)."""
+def api_process(db_url: str, queue: str, **settings: str) -> Iterator[Api]:
+    """The API while it runs with these OPTARENA_ settings (lower-case names)."""
     port = free_port()
     env = {
         **os.environ,
@@ -73,7 +90,7 @@ def api_process(db_url: str, queue: str, **settings: str) -> Iterator[str]:
             if time.monotonic() > deadline or api.poll() is not None:
                 raise SystemExit("the API did not start")
             time.sleep(0.1)
-        yield url
+        yield Api(url, api.pid)
     finally:
         api.terminate()
         api.wait(timeout=30)

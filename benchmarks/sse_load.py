@@ -150,9 +150,9 @@ def main() -> None:
     rows = []
     with database("optarena_bench_sse_load") as db_url:
         queue = f"optarena.bench.{uuid.uuid4().hex[:8]}"
-        with api_process(db_url, queue, rate_limit_per_minute="0") as url:
+        with api_process(db_url, queue, rate_limit_per_minute="0") as api:
             for jobs, each in ((1, 50), (20, 50)):
-                rows.append((jobs, each, asyncio.run(scenario(url, db_url, jobs, each))))
+                rows.append((jobs, each, asyncio.run(scenario(api.url, db_url, jobs, each))))
     print(
         f"SSE clients, each job an epoch every {GAP_SECONDS} s for {RECORDS} epochs; latency "
         "from the end of an epoch on the writer to the event at the client:"

@@ -11,7 +11,6 @@ Run: .venv/bin/python benchmarks/submissions.py (needs Postgres and Redis).
 
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.api_rig import api_process, database, make_keys
+from benchmarks.api_rig import api_process, cpu_seconds, database, make_keys
 
 CLIENTS, EACH = 50, 10
 JOB = {"optimizers": ["sgd", "adam"], "epochs": 1}
@@ -75,19 +74,28 @@ def main() -> None:
         secrets = make_keys(db_url, CLIENTS)
         for label, settings in (
             ("baseline: 1 process, no key cache", {"api_workers": "1", "key_cache_seconds": "0"}),
-            ("defaults, 2 processes", {"api_workers": os.environ.get("BENCH_WORKERS", "2")}),
+            ("defaults, 2 processes", {"api_workers": "2"}),
         ):
-            with api_process(db_url, f"optarena.bench.{uuid.uuid4().hex[:8]}", **settings) as url:
-                latencies, codes, seconds = asyncio.run(burst(url, secrets))
+            with api_process(db_url, f"optarena.bench.{uuid.uuid4().hex[:8]}", **settings) as api:
+                api_cpu = cpu_seconds(api.pid)
+                own_cpu = time.process_time()
+                latencies, codes, seconds = asyncio.run(burst(api.url, secrets))
+                api_cpu = cpu_seconds(api.pid) - api_cpu
+                own_cpu = time.process_time() - own_cpu
             stored = stored_jobs(db_url)
-            rows.append((label, latencies, codes, seconds, stored))
+            cpu = (1000 * api_cpu / len(codes), 1000 * own_cpu / len(codes))
+            rows.append((label, latencies, codes, seconds, stored, cpu))
     total = CLIENTS * EACH
     print(f"{total} submissions (POST /jobs), {CLIENTS} concurrent clients, one key each:")
-    print(f"{'':36} {'p50 ms':>8} {'p99 ms':>8} {'jobs/s':>8} {'201s':>6} {'stored':>7}")
-    for label, latencies, codes, seconds, stored in rows:
+    print(
+        f"{'':36} {'p50 ms':>8} {'p99 ms':>8} {'jobs/s':>8} {'201s':>6} {'stored':>7} "
+        f"{'API CPU ms/job':>15} {'clients CPU ms/job':>19}"
+    )
+    for label, latencies, codes, seconds, stored, cpu in rows:
         print(
             f"{label:36} {statistics.median(latencies):8.1f} {p(latencies, 0.99):8.1f} "
-            f"{total / seconds:8.1f} {codes.count(201):6d} {stored:7d}"
+            f"{total / seconds:8.1f} {codes.count(201):6d} {stored:7d} "
+            f"{cpu[0]:15.1f} {cpu[1]:19.1f}"
         )
     best = rows[-1]
     print(

@@ -3,6 +3,7 @@ once it is committed (waking the outbox relay, setting a Redis flag) is register
 `after_commit` and runs after a successful commit."""
 
 import logging
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -51,4 +52,41 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         except BaseException:
             discard_after_commit(session)
             raise
+        run_after_commit(session)
+
+
+_AUTOCOMMIT: "weakref.WeakKeyDictionary[Engine, sessionmaker[Session]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _autocommit_twin(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions on an autocommit twin of the factory's engine: its own small pool whose
+    connections are set to autocommit once, when made (switching a pooled connection there
+    and back would cost two round trips a use)."""
+    engine: Engine = factory.kw["bind"]
+    twin = _AUTOCOMMIT.get(engine)
+    if twin is None:
+        twin = sessionmaker(
+            create_engine(
+                engine.url,
+                isolation_level="AUTOCOMMIT",
+                pool_pre_ping=True,
+                pool_size=2,
+                max_overflow=10,
+            ),
+            expire_on_commit=False,
+            info=factory.kw.get("info", {}),
+        )
+        _AUTOCOMMIT[engine] = twin
+    return twin
+
+
+@contextmanager
+def one_statement(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A unit of work that is one statement, committed by Postgres as it runs (autocommit):
+    one round trip instead of BEGIN, the statement and COMMIT. Only for a block that executes
+    a single statement, which is all or nothing like any transaction."""
+    with _autocommit_twin(factory)() as session:
+        yield session
         run_after_commit(session)

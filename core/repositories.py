@@ -1,12 +1,26 @@
 """Every query the service makes. Repositories never commit: the caller owns the transaction."""
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, Text, and_, cast, exists, func, literal, or_, select, tuple_, update
+from sqlalchemy import (
+    Select,
+    Text,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload
 
 from core.keys import Principal
@@ -26,6 +40,10 @@ from core.records import Record, Sequenced
 from core.runs import RunPlan
 
 UNFINISHED_RUN = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED)
+
+
+ADD_RECORDS = text("SELECT out_ord, out_seq FROM optarena_add_records(:job, CAST(:rows AS jsonb))")
+NO_DATA_FOUND = "P0002"  # the SQLSTATE optarena_add_records raises for a missing job
 
 
 def _now() -> datetime:
@@ -465,56 +483,36 @@ class RecordRepository:
     def add_many(self, *, job_id: uuid.UUID, records: Sequence[Record]) -> list[Sequenced]:
         """Store records under the job's next sequence numbers; those stored, numbered.
 
-        The job row is locked first, so numbers are committed in order and without gaps: a
-        reader that saw n has seen every record up to n. Records whose run and position are
-        stored already (a retried epoch) are skipped under that lock and take no number.
+        One call of `optarena_add_records` (migration 20261201_0007): the job row is locked
+        first, so numbers are committed in order and without gaps (a reader that saw n has
+        seen every record up to n); records whose run and position are stored already (a
+        retried epoch) are skipped under that lock and take no number.
         """
-        locked = self.session.scalar(select(Job.id).where(Job.id == job_id).with_for_update())
-        if locked is None:
-            raise LookupError(f"job {job_id} does not exist")
-        wanted = {(r.run_id, r.position) for r in records}
-        stored = set(
-            self.session.execute(
-                select(RecordRow.run_id, RecordRow.position).where(
-                    RecordRow.job_id == job_id,
-                    tuple_(RecordRow.run_id, RecordRow.position).in_(wanted),
-                )
-            ).tuples()
-        )
-        new: list[Record] = []
-        for record in records:
-            key = (record.run_id, record.position)
-            if key not in stored:
-                stored.add(key)
-                new.append(record)
-        if not new:
+        if not records:
             return []
-        last = self.session.scalar(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(metrics_seq=Job.metrics_seq + len(new))
-            .returning(Job.metrics_seq)
-        )
-        assert last is not None
-        first = last - len(new) + 1
-        stored_rows = [
-            Sequenced(seq=first + i, data=record.stored()) for i, record in enumerate(new)
+        data = [record.stored() for record in records]
+        rows = [
+            {
+                "ord": i,
+                "run_id": str(record.run_id),
+                "position": record.position,
+                "time": record.time.isoformat(),
+                "data": stored,
+            }
+            for i, (record, stored) in enumerate(zip(records, data, strict=True))
         ]
-        self.session.execute(
-            insert(RecordRow),
-            [
-                {
-                    "job_id": job_id,
-                    "run_id": record.run_id,
-                    "seq": row.seq,
-                    "position": record.position,
-                    "time": record.time,
-                    "data": row.data,
-                }
-                for record, row in zip(new, stored_rows, strict=True)
-            ],
-        )
-        return stored_rows
+        try:
+            numbered = self.session.execute(
+                text(
+                    "SELECT out_ord, out_seq FROM optarena_add_records(:job, CAST(:rows AS jsonb))"
+                ),
+                {"job": job_id, "rows": json.dumps(rows, separators=(",", ":"))},
+            ).all()
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) == NO_DATA_FOUND:
+                raise LookupError(f"job {job_id} does not exist") from error
+            raise
+        return [Sequenced(seq=seq, data=data[ord_]) for ord_, seq in numbered]
 
     def after(self, job_id: uuid.UUID, *, cursor: int, limit: int) -> list[Sequenced]:
         rows = self.session.execute(

@@ -20,7 +20,7 @@ from tenacity.wait import wait_random_exponential
 
 from core import progress
 from core.artifacts import checkpoint_key, open_store
-from core.db import transaction
+from core.db import one_statement, transaction
 from core.kinds import parse_job
 from core.kinds.base import JobSpec
 from core.models import FINISHED_JOB, RunStatus
@@ -76,14 +76,18 @@ def _transient(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
-def with_retries(ctx: WorkerContext, what: str, work: Callable[[Session], T]) -> T:
+def with_retries(
+    ctx: WorkerContext, what: str, work: Callable[[Session], T], *, single: bool = False
+) -> T:
     """Run a unit of work in its own transaction, retrying while Postgres is unreachable (up
     to OPTARENA_DB_RETRY_SECONDS, waits growing to 5 s with full jitter, so workers do not
     all come back at once): a short outage delays an epoch, it never loses one. Every unit
     retried here is idempotent (records are keyed by run and position)."""
 
+    unit = one_statement if single else transaction
+
     def once() -> T:
-        with transaction(ctx.sessions) as session:
+        with unit(ctx.sessions) as session:
             return work(session)
 
     def warn(state: RetryCallState) -> None:
@@ -402,6 +406,7 @@ def store_records(
         ctx,
         f"store {len(records)} records of job {job_id}",
         lambda s: RecordRepository(s).add_many(job_id=job_id, records=records),
+        single=True,  # add_many is one statement
     )
     if stored:
         try:

@@ -1,13 +1,15 @@
 """Repositories against real Postgres: jobs with their runs and messages, claims, records
 numbered without gaps and stored once, the one rule of who sees what."""
 
+import threading
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import transaction
+from core.db import one_statement, transaction
 from core.keys import Principal
 from core.kinds.race.records import RaceRecord
 from core.kinds.train.records import TrainRecord
@@ -93,6 +95,53 @@ def test_records_get_gapless_sequence_numbers_and_a_retried_position_is_stored_o
         ).model_copy(update={"time": page[0].of(TrainRecord).time})
         job = JobRepository(session).get(job_id)
         assert job is not None and job.metrics_seq == 3
+
+
+def test_a_batch_takes_numbers_in_its_order_skipping_what_is_stored_or_repeated(
+    sessions: sessionmaker[Session],
+) -> None:
+    job_id, (a, b) = make_job(sessions)
+    with one_statement(sessions) as session:
+        RecordRepository(session).add_many(job_id=job_id, records=[record(a, 2)])
+    batch = [record(b, 1), record(a, 2, loss=7.0), record(a, 3), record(b, 1, loss=9.0)]
+    with one_statement(sessions) as session:
+        stored = RecordRepository(session).add_many(job_id=job_id, records=batch)
+    assert [(s.seq, s.data["run_id"], s.data["epoch"]) for s in stored] == [
+        (2, str(b), 1),
+        (3, str(a), 3),
+    ]
+    assert stored[0].data["loss"] == 1.0  # the first of a repeated position wins
+    with pytest.raises(LookupError, match="does not exist"), one_statement(sessions) as session:
+        RecordRepository(session).add_many(job_id=uuid.uuid4(), records=[record(a, 4)])
+
+
+def test_writers_racing_on_one_position_store_it_once_and_leave_no_gap(
+    sessions: sessionmaker[Session],
+) -> None:
+    job_id, (a, b) = make_job(sessions)
+    barrier = threading.Barrier(8)
+    numbers: list[int] = []
+
+    def write(i: int) -> None:
+        barrier.wait()
+        for epoch in range(1, 21):
+            # Every writer repeats run a's epochs (a retried attempt); b's are its own.
+            records = [record(a, epoch), record(b, 100 * i + epoch)]
+            with one_statement(sessions) as session:
+                numbers.extend(
+                    s.seq
+                    for s in RecordRepository(session).add_many(job_id=job_id, records=records)
+                )
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(numbers) == list(range(1, 20 + 8 * 20 + 1))
+    with sessions() as session:
+        data = RecordRepository(session).for_jobs([job_id])
+    assert sorted(d["epoch"] for d in data if d["run_id"] == str(a)) == list(range(1, 21))
 
 
 def test_any_kinds_records_share_the_stored_shape(sessions: sessionmaker[Session]) -> None:

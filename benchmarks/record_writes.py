@@ -1,0 +1,233 @@
+"""Epoch records written as training writes them (worker.service.store_records: Postgres,
+then the live stream), beside the write they replaced, from one run:
+
+- one record at a time: median latency of a call;
+- 8 concurrent writers into one job, as 8 worker processes and as 8 threads of one process
+  (a fused group's arms): records a second, each record its own call; the job's cursor is
+  checked gap-free and every record stored once afterwards.
+
+The baseline is the earlier write, kept here to measure it: a transaction of five round
+trips (lock the job row, look for stored positions, bump the counter, insert, commit), the
+row lock held across all of them.
+
+Run: .venv/bin/python benchmarks/record_writes.py (needs Postgres and Redis).
+"""
+
+import json
+import multiprocessing
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, text, tuple_, update
+from sqlalchemy.orm import Session
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.api_rig import database
+from core.db import make_engine, make_session_factory, transaction
+from core.kinds.train.records import TrainRecord
+from core.models import Job, RecordRow
+from core.records import Record, Sequenced
+from core.repositories import JobRepository
+from core.runs import RunPlan
+from core.settings import Settings
+from core.stream import MetricsStream, make_redis
+from tests.conftest import REDIS_URL
+from worker.service import WorkerContext, store_records
+
+SINGLES, WRITERS, EACH = 500, 8, 250
+Write = Callable[[uuid.UUID, Sequence[Record], WorkerContext], object]
+
+
+def five_round_trips(session: Session, job_id: uuid.UUID, records: Sequence[Record]) -> list[Any]:
+    """The write before migration 20261201_0007, as it was."""
+    session.scalar(select(Job.id).where(Job.id == job_id).with_for_update())
+    wanted = {(r.run_id, r.position) for r in records}
+    stored = set(
+        session.execute(
+            select(RecordRow.run_id, RecordRow.position).where(
+                RecordRow.job_id == job_id,
+                tuple_(RecordRow.run_id, RecordRow.position).in_(wanted),
+            )
+        ).all()
+    )
+    new = [r for r in records if (r.run_id, r.position) not in stored]
+    if not new:
+        return []
+    last = session.scalar(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(metrics_seq=Job.metrics_seq + len(new))
+        .returning(Job.metrics_seq)
+    )
+    assert last is not None
+    rows = [Sequenced(seq=last - len(new) + 1 + i, data=r.stored()) for i, r in enumerate(new)]
+    session.execute(
+        RecordRow.__table__.insert(),
+        [
+            {
+                "job_id": job_id,
+                "run_id": r.run_id,
+                "seq": row.seq,
+                "position": r.position,
+                "time": r.time,
+                "data": row.data,
+            }
+            for r, row in zip(new, rows, strict=True)
+        ],
+    )
+    return rows
+
+
+def baseline(job_id: uuid.UUID, records: Sequence[Record], ctx: WorkerContext) -> object:
+    with transaction(ctx.sessions) as session:
+        rows = five_round_trips(session, job_id, records)
+    ctx.stream.append(job_id, rows, live_ttl=600)
+    return rows
+
+
+WRITES: dict[str, Write] = {"optarena": store_records, "baseline": baseline}
+
+
+def context(db_url: str) -> WorkerContext:
+    return WorkerContext(
+        settings=Settings(database_url=db_url, redis_url=REDIS_URL, task_queue="unused"),
+        sessions=make_session_factory(make_engine(db_url)),
+        stream=MetricsStream(make_redis(REDIS_URL), maxlen=100_000, ttl_seconds=600),
+    )
+
+
+def record(run_id: uuid.UUID, epoch: int) -> TrainRecord:
+    return TrainRecord(
+        run_id=run_id,
+        epoch=epoch,
+        loss=1.0 / epoch,
+        accuracy=0.5,
+        val_loss=1.0,
+        val_accuracy=0.5,
+        learning_rate=0.001,
+        epoch_seconds=0.1,
+        examples_seen=1000 * epoch,
+        steps=32 * epoch,
+        time=datetime.now(UTC),
+    )
+
+
+def new_job(ctx: WorkerContext) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    plans = [
+        RunPlan(index=i, arm=i, label=f"run {i}", optimizer={"name": "sgd"}, budget=10_000)
+        for i in range(WRITERS)
+    ]
+    with transaction(ctx.sessions) as session:
+        job = JobRepository(session).create(
+            name="writes", kind="train", spec={}, runs=plans, queue="unused"
+        )
+        runs = sorted(session.scalars(text("SELECT id FROM runs WHERE job_id = :j"), {"j": job.id}))
+    return job.id, list(runs)
+
+
+def writes(how: str, ctx: WorkerContext, job_id: uuid.UUID, run_id: uuid.UUID, count: int) -> None:
+    for epoch in range(1, count + 1):
+        WRITES[how](job_id, [record(run_id, epoch)], ctx)
+
+
+def process_writer(how: str, db_url: str, job_id: uuid.UUID, run_id: uuid.UUID, go: Any) -> None:
+    ctx = context(db_url)
+    writes(how, ctx, job_id, run_id, 1)  # connections made before the clock starts
+    go.wait()
+    writes(how, ctx, job_id, run_id, EACH + 1)
+
+
+def concurrent(how: str, db_url: str, ctx: WorkerContext, *, processes: bool) -> float:
+    job_id, runs = new_job(ctx)
+    if processes:
+        spawn = multiprocessing.get_context("spawn")
+        go = spawn.Event()
+        workers: list[Any] = [
+            spawn.Process(target=process_writer, args=(how, db_url, job_id, r, go)) for r in runs
+        ]
+        for w in workers:
+            w.start()
+        while _count(ctx, job_id) < WRITERS:
+            time.sleep(0.05)
+        started = time.perf_counter()
+        go.set()
+        for w in workers:
+            w.join()
+            assert w.exitcode == 0
+    else:
+        for r in runs:
+            writes(how, ctx, job_id, r, 1)
+        threads = [
+            threading.Thread(target=writes, args=(how, ctx, job_id, r, EACH + 1)) for r in runs
+        ]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    seconds = time.perf_counter() - started
+    with ctx.sessions() as session:
+        seqs = list(
+            session.scalars(
+                text("SELECT seq FROM records WHERE job_id = :j ORDER BY seq"), {"j": job_id}
+            )
+        )
+    assert seqs == list(range(1, WRITERS * (EACH + 1) + 1)), f"{how}: a gap or a repeat"
+    return WRITERS * EACH / seconds
+
+
+def _count(ctx: WorkerContext, job_id: uuid.UUID) -> int:
+    with ctx.sessions() as session:
+        return int(
+            session.scalar(text("SELECT count(*) FROM records WHERE job_id = :j"), {"j": job_id})
+            or 0
+        )
+
+
+def main() -> None:
+    found: dict[str, dict[str, float]] = {}
+    with database("optarena_bench_writes") as db_url:
+        ctx = context(db_url)
+        for how in WRITES:
+            job_id, runs = new_job(ctx)
+            writes(how, ctx, job_id, runs[0], 5)  # warm
+            latencies = []
+            for epoch in range(6, SINGLES + 6):
+                started = time.perf_counter()
+                WRITES[how](job_id, [record(runs[0], epoch)], ctx)
+                latencies.append(time.perf_counter() - started)
+            found[how] = {
+                "one_ms": 1000 * statistics.median(latencies),
+                "processes": concurrent(how, db_url, ctx, processes=True),
+                "threads": concurrent(how, db_url, ctx, processes=False),
+            }
+    print(f"{'epoch records into one job':<48}{'optarena':>10}{'baseline':>10}{'ratio':>8}")
+    for label, key, better in (
+        ("one record a call (ms, median)", "one_ms", lambda a, b: b / a),
+        ("8 writer processes (records/s)", "processes", lambda a, b: a / b),
+        ("8 writer threads, one process (records/s)", "threads", lambda a, b: a / b),
+    ):
+        ours, theirs = found["optarena"][key], found["baseline"][key]
+        print(f"{label:<48}{ours:>10.2f}{theirs:>10.2f}{better(ours, theirs):>7.1f}x")
+    print(
+        json.dumps(
+            {
+                "one_record_ms": round(found["optarena"]["one_ms"], 2),
+                "target_ms": 1.0,
+                "processes_records_per_second": round(found["optarena"]["processes"]),
+                "target_records_per_second": 2000,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
