@@ -1,20 +1,25 @@
 # syntax=docker/dockerfile:1
-# Two images from one file: `api` (no ML stack) and `worker` (GPU TensorFlow; runs on CPU too).
+# Two images from one file: `api` (no ML stack) and `worker` (TensorFlow: the GPU build, or the
+# CPU build with --build-arg WORKER_EXTRAS=worker,cpu). Dependencies are installed before the
+# source is copied, so an edit of the code rebuilds only the last layers.
 
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 RUN useradd --create-home --uid 1000 optarena
 COPY pyproject.toml constraints.txt README.md ./
+COPY scripts/requirements ./scripts/requirements
+
+FROM base AS api
+RUN python scripts/requirements > /tmp/requirements.txt \
+    && pip install -c constraints.txt -r /tmp/requirements.txt
 COPY core ./core
 COPY api ./api
 COPY worker ./worker
 COPY cli ./cli
 COPY migrations ./migrations
 COPY alembic.ini ./
-
-FROM base AS api
-RUN pip install -c constraints.txt .
+RUN pip install --no-deps .
 RUN mkdir -p /data/artifacts && chown optarena /data/artifacts
 USER optarena
 EXPOSE 8000
@@ -22,10 +27,19 @@ ENV OPTARENA_API_HOST=0.0.0.0 OPTARENA_ARTIFACTS_URL=/data/artifacts
 CMD ["python", "-m", "api"]
 
 FROM base AS worker
+ARG WORKER_EXTRAS=worker,gpu
 # The real Fashion-MNIST, offline (read from /usr/share/datasets/fashion-mnist).
 RUN apt-get update && apt-get install -y --no-install-recommends dataset-fashion-mnist \
     && rm -rf /var/lib/apt/lists/*
-RUN pip install -c constraints.txt ".[worker,gpu]"
+RUN python scripts/requirements "$WORKER_EXTRAS" > /tmp/requirements.txt \
+    && pip install -c constraints.txt -r /tmp/requirements.txt
+COPY core ./core
+COPY api ./api
+COPY worker ./worker
+COPY cli ./cli
+COPY migrations ./migrations
+COPY alembic.ini ./
+RUN pip install --no-deps .
 RUN mkdir -p /data/datasets /data/artifacts && chown optarena /data/datasets /data/artifacts
 USER optarena
 ENV OPTARENA_DATASET_CACHE_DIR=/data/datasets OPTARENA_ARTIFACTS_URL=/data/artifacts

@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +26,15 @@ class Settings(BaseSettings):
         default=None, description="Celery broker; defaults to redis_url."
     )
     task_queue: str = "optarena.train"
+    database_password: SecretStr | None = Field(
+        default=None,
+        description="Put into the database URL, percent-encoded, so a generated password may "
+        "hold any character ('@', '/', ':'); a password in the URL itself is replaced.",
+    )
+    redis_password: SecretStr | None = Field(
+        default=None,
+        description="Likewise for the Redis URL, and the broker's when it has no URL of its own.",
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -130,9 +139,25 @@ class Settings(BaseSettings):
         "job that differ only in their optimizer); 1: every run trains alone.",
     )
     keras_backend: str = "tensorflow"
+    require_gpu: bool = Field(
+        default=False,
+        description="A worker refuses to start when its backend sees no GPU (set on the GPU "
+        "workers of compose, so a missing driver or toolkit is said at once rather than "
+        "training on the CPU unnoticed).",
+    )
     deterministic_ops: bool = True
     worker_concurrency: int = 1
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _passwords_into_urls(self) -> "Settings":
+        if self.database_password is not None:
+            self.database_url = with_password(
+                self.database_url, self.database_password.get_secret_value()
+            )
+        if self.redis_password is not None:
+            self.redis_url = with_password(self.redis_url, self.redis_password.get_secret_value())
+        return self
 
     @model_validator(mode="after")
     def _no_default_credentials_in_production(self) -> "Settings":
@@ -153,6 +178,15 @@ class Settings(BaseSettings):
     @property
     def visibility_timeout_seconds(self) -> int:
         return self.max_run_seconds + 3600
+
+
+def with_password(url: str, password: str) -> str:
+    """The URL with this password, percent-encoded, in place of any it had."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    user = quote(unquote(parts.username or ""), safe="")
+    netloc = f"{user}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 WELL_KNOWN_PASSWORDS = frozenset({"", "postgres", "password", "guest", "optarena", "secret"})

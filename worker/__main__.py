@@ -1,11 +1,41 @@
 """`python -m worker`: one Celery worker, the command compose and scripts/dev both run."""
 
-from core.settings import get_settings
+import json
+import logging
+import subprocess
+import sys
+
+from core.settings import Settings, get_settings
 from worker.celery_app import app
+
+log = logging.getLogger(__name__)
+
+
+def require_gpu(settings: Settings) -> None:
+    """Refuse to start, saying why, when the backend sees no GPU (OPTARENA_REQUIRE_GPU)."""
+    asked = subprocess.run(
+        [sys.executable, "-m", "worker.backend"], capture_output=True, text=True, timeout=600
+    )
+    if asked.returncode != 0:
+        raise SystemExit(
+            f"optarena worker: could not ask the {settings.keras_backend} backend for its "
+            f"GPUs: {asked.stderr.strip()[-2000:]}"
+        )
+    seen = json.loads(asked.stdout.strip().splitlines()[-1])
+    if not seen["gpus"]:
+        raise SystemExit(
+            f"optarena worker: OPTARENA_REQUIRE_GPU is set but the {seen['backend']} backend "
+            "sees no GPU. Check the NVIDIA driver on the host and the NVIDIA Container Toolkit "
+            "(docker run --gpus all nvidia/cuda:12.4.1-base-ubuntu22.04 nvidia-smi), or run "
+            "the CPU worker: docker compose --profile cpu up --build --scale worker-gpu=0"
+        )
+    log.warning("training on %s (%s backend)", ", ".join(seen["gpus"]), seen["backend"])
 
 
 def main() -> None:
     settings = get_settings()
+    if settings.require_gpu:
+        require_gpu(settings)
     app.worker_main(
         [
             "worker",

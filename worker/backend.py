@@ -61,3 +61,31 @@ def describe_environment() -> dict[str, Any]:
         device = jax.devices()[0]
         env["device"] = f"{device.platform}:{getattr(device, 'device_kind', device)}"
     return env
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs the active backend can train on (after `configure_backend`)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [device.name for device in tf.config.list_physical_devices("GPU")]
+    if backend == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform in ("gpu", "cuda", "rocm")]
+    return []
+
+
+if __name__ == "__main__":
+    # `python -m worker.backend`: what the configured backend sees, as one JSON line. The
+    # worker asks this in a child process, so the Celery parent never imports the backend
+    # before it forks its pool.
+    import json
+
+    from core.settings import get_settings
+
+    active = configure(get_settings())
+    print(json.dumps({"backend": active, "gpus": visible_gpus()}))

@@ -3,48 +3,106 @@
 import re
 import shutil
 import subprocess
+import sys
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 
 COMPOSE = (ROOT / "docker-compose.yml").read_text()
 DEV = (ROOT / "scripts" / "dev").read_text()
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+SERVICES: dict[str, Any] = yaml.safe_load(COMPOSE)["services"]  # anchors and merges resolved
+WORKERS = [name for name in SERVICES if name.startswith("worker-")]
+GPU_WORKERS = [name for name in WORKERS if name.startswith("worker-gpu")]
+LONG_RUNNING = ["postgres", "redis", "api", "minio", *WORKERS]
 
 
 def compose_commands() -> dict[str, str]:
-    found = re.findall(r"^  ([a-z-]+):\n(?:    .*\n)*?    command: \[(.*)\]", COMPOSE, re.MULTILINE)
-    return {service: " ".join(re.findall(r'"([^"]*)"', args)) for service, args in found}
+    return {name: " ".join(s["command"]) for name, s in SERVICES.items() if "command" in s}
 
 
 def test_every_project_service_command_is_run_by_scripts_dev() -> None:
     commands = compose_commands()
     assert commands["migrate"] == "alembic upgrade head"
     assert commands["api"] == "python -m api"
-    assert commands["worker-gpu"] == commands["worker-cpu"] == "python -m worker"
+    assert {commands[w] for w in WORKERS} == {"python -m worker"}
     for service in ("migrate", "api", "worker-gpu"):
         assert re.search(rf"^{re.escape(commands[service])}\b", DEV, re.MULTILINE), service
 
 
-def test_gpu_worker_reserves_a_gpu_and_the_cpu_worker_is_a_profile() -> None:
-    assert "capabilities: [gpu]" in COMPOSE and 'profiles: ["cpu"]' in COMPOSE
+def test_one_gpu_worker_per_gpu_each_refusing_to_start_without_one() -> None:
+    devices = {}
+    for name in GPU_WORKERS:
+        service = SERVICES[name]
+        [device] = service["deploy"]["resources"]["reservations"]["devices"]
+        assert device["capabilities"] == ["gpu"] and device["driver"] == "nvidia"
+        devices[name] = device["device_ids"]
+        assert service["environment"]["OPTARENA_REQUIRE_GPU"] == "true"
+        # Inside the container the reserved GPU is the only one: no index to get wrong.
+        assert "CUDA_VISIBLE_DEVICES" not in service["environment"]
+        assert service["build"]["args"]["WORKER_EXTRAS"] == "worker,gpu"
+    assert devices == {
+        "worker-gpu": ["0"],
+        **{f"worker-gpu-{i}": [str(i)] for i in range(1, 8)},
+    }
+    assert "profiles" not in SERVICES["worker-gpu"]
+    assert all(SERVICES[f"worker-gpu-{i}"]["profiles"] == [f"gpu-{i}"] for i in range(1, 8))
+
+
+def test_the_cpu_worker_is_a_profile_whose_image_has_no_cuda_wheels() -> None:
+    cpu = SERVICES["worker-cpu"]
+    assert cpu["profiles"] == ["cpu"] and cpu["environment"]["CUDA_VISIBLE_DEVICES"] == ""
+    assert cpu["build"]["args"]["WORKER_EXTRAS"] == "worker,cpu"
+    listed = subprocess.run(
+        [sys.executable, "scripts/requirements", "worker,cpu"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert any(r.startswith("tensorflow-cpu==") for r in listed)
+    assert not any("cuda" in r for r in listed)
+
+
+def test_services_restart_workers_are_pinged_and_reap_their_children() -> None:
+    for name in LONG_RUNNING:
+        assert SERVICES[name]["restart"] == "unless-stopped", name
+    for name in ["api", *WORKERS]:
+        assert SERVICES[name]["init"] is True, name
+    for name in WORKERS:
+        check = " ".join(SERVICES[name]["healthcheck"]["test"])
+        assert "celery -A worker.celery_app inspect ping -d celery@$$HOSTNAME" in check
+
+
+def test_the_images_install_dependencies_before_the_source() -> None:
+    for stage in DOCKERFILE.split("\nFROM ")[2:]:
+        assert stage.index("pip install -c constraints.txt -r") < stage.index("COPY core"), stage
 
 
 def test_compose_file_is_valid_with_every_profile() -> None:
     if shutil.which("docker-compose") is None:
         pytest.fail("docker-compose is missing; scripts/test installs Debian's package")
-    for profile in ([], ["--profile", "cpu"], ["--profile", "s3"]):
+    for profile in ([], ["--profile", "cpu"], ["--profile", "s3"], ["--profile", "gpu-1"]):
         subprocess.run(["docker-compose", *profile, "config", "-q"], cwd=ROOT, check=True)
 
 
 def test_the_api_and_workers_share_the_artifact_volume_and_workers_get_time_to_hand_back() -> None:
-    api, workers = COMPOSE.split("  worker-gpu:")
-    assert "artifacts:/data/artifacts" in api.split("  api:")[1]
-    assert workers.split("  minio:")[0].count("artifacts:/data/artifacts") == 2
-    assert workers.count("stop_grace_period") == 2
-    assert '"--appendonly", "yes"' in COMPOSE  # queued runs survive a Redis restart
+    assert "artifacts:/data/artifacts" in SERVICES["api"]["volumes"]
+    for name in WORKERS:
+        assert "artifacts:/data/artifacts" in SERVICES[name]["volumes"], name
+        assert SERVICES[name]["stop_grace_period"] == "10m", name
+    assert SERVICES["redis"]["command"][1:3] == ["--appendonly", "yes"]  # queues survive
 
 
-def test_compose_passes_secrets_through_the_environment() -> None:
+def test_compose_passes_secrets_through_the_environment_outside_the_urls() -> None:
     assert "${POSTGRES_PASSWORD:-" in COMPOSE and "${REDIS_PASSWORD:-" in COMPOSE
     assert "OPTARENA_ENVIRONMENT: ${OPTARENA_ENVIRONMENT:-development}" in COMPOSE
+    env = SERVICES["api"]["environment"]
+    assert env["OPTARENA_DATABASE_PASSWORD"] == "${POSTGRES_PASSWORD:-optarena}"
+    assert env["OPTARENA_REDIS_PASSWORD"] == "${REDIS_PASSWORD:-optarena}"
+    # Percent-encoded by the settings, so a generated password of any characters works.
+    assert "@" not in env["OPTARENA_DATABASE_URL"].replace("optarena@postgres", "")
+    assert "@" not in env["OPTARENA_REDIS_URL"]
