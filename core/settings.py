@@ -129,6 +129,18 @@ class Settings(BaseSettings):
     max_active_runs_per_owner: int = Field(
         default=256, ge=1, description="Queued plus running runs one owner may have."
     )
+    metrics_public: bool = Field(
+        default=False,
+        description="GET /metrics (Prometheus) answers without a key; otherwise it needs an "
+        "admin key (a scrape config's bearer token). Open it only on a private network.",
+    )
+    worker_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Each worker serves its Prometheus metrics on this port (no key: keep it "
+        "on the private network); 0: not served.",
+    )
     rate_limit_per_minute: int = Field(
         default=600, ge=0, description="Requests per API key per minute; 0: unlimited."
     )

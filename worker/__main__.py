@@ -2,8 +2,10 @@
 
 import json
 import logging
+import os
 import subprocess
 import sys
+import tempfile
 
 from core.settings import Settings, get_settings
 from worker.celery_app import app
@@ -36,6 +38,13 @@ def main() -> None:
     settings = get_settings()
     if settings.require_gpu:
         require_gpu(settings)
+    if settings.worker_metrics_port:
+        # Before anything imports prometheus_client: the pool processes forked later write
+        # their series here, and the parent serves their sum.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="optarena-worker-")
+        from worker.metrics import serve
+
+        serve(settings.worker_metrics_port)
     app.worker_main(
         [
             "worker",

@@ -37,6 +37,7 @@ from core.runs import RunInfo
 from core.settings import Settings
 from core.stream import MetricsStream
 from core.uploads import Stored
+from worker import metrics
 from worker.runs import RunContext, RunFailed, RunHooks, RunOutcome
 from worker.shutdown import hand_back_requested, process_alive
 
@@ -251,8 +252,11 @@ def execute_run(run_id: uuid.UUID, ctx: WorkerContext) -> str:
     threads: list[Heartbeat | CancelWatch] = [*hearts, watch]
     for thread in threads:
         thread.start()
+    metrics.grouped(len(claimed))
     try:
         statuses = _run(claimed, ctx, hearts, watch)
+        for status in statuses:
+            metrics.ended(status)
     finally:
         for thread in threads:
             thread.stop()
@@ -351,6 +355,7 @@ def _conclude(claimed: Claimed, outcome: RunOutcome, heart: Heartbeat, ctx: Work
             progress.settle(session, job_id, queue=queue)
 
     with_retries(ctx, f"finish run {run_id}", finish)
+    metrics.checkpointed(outcome.summary)
     _drop_checkpoint(run_id, ctx)
     return outcome.status
 
@@ -375,6 +380,7 @@ def _drop_checkpoint(run_id: uuid.UUID, ctx: WorkerContext) -> None:
 
 
 def _record_start(run_id: uuid.UUID, sha: str, env: dict[str, Any], ctx: WorkerContext) -> None:
+    metrics.device(env)
     with_retries(
         ctx,
         f"start run {run_id}",
@@ -409,6 +415,7 @@ def store_records(
         single=True,  # add_many is one statement
     )
     if stored:
+        metrics.stored(stored)
         try:
             ctx.stream.append(
                 job_id,

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import PrincipalDep, require_principal
 from api.deps import ERRORS, SessionDep
+from api.metrics import STREAMS, observe_lag
 from api.schemas import ErrorOut
 from api.services.jobs import not_found
 from api.tails import Tails
@@ -172,6 +173,7 @@ async def _events(
     statuses: dict[uuid.UUID, str] = {}
     looked = time.monotonic()
     tail = tails.join(job_id, cursor)
+    STREAMS.inc()
     try:
         while True:
             for run_id, index, run_status, error in snapshot.runs:
@@ -206,6 +208,7 @@ async def _events(
             if waited.behind and not records:
                 records = await _read(sessions, client, job_id, cursor, live=True)
             for record in records:
+                observe_lag(record.data)
                 yield _record_event(record)
             if records:
                 cursor = records[-1].seq
@@ -216,4 +219,5 @@ async def _events(
                 return
             snapshot, looked = fresh, time.monotonic()
     finally:
+        STREAMS.dec()
         tails.leave(tail)

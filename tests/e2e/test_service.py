@@ -5,8 +5,10 @@ import uuid
 from collections import Counter
 from typing import Any
 
+import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
 
 from api.routes.jobs import EXAMPLES
@@ -61,6 +63,19 @@ def test_sgd_adam_rmsprop_on_digits_polls_to_the_end_and_ranks_adam_above_sgd(
     ranking = service.http.get(f"/jobs/{job['id']}/comparison").json()["runs"]
     labels = [r["label"] for r in ranking]
     assert labels.index("adam") < labels.index("sgd")
+
+    # The worker's Prometheus series, summed over its pool processes.
+    port = service.env["OPTARENA_WORKER_METRICS_PORT"]
+    scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    series = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(scraped)
+        for s in family.samples
+    }
+    assert series[("optarena_worker_epochs_total", ())] >= 15  # 3 runs x 5 epochs, at least
+    assert series[("optarena_worker_runs_total", (("outcome", "succeeded"),))] >= 1
+    assert series[("optarena_worker_epoch_seconds_count", ())] >= 15
+    assert any(name == "optarena_worker_device_info" for name, _ in series)
     adam = ranking[labels.index("adam")]
     assert adam["best"] > 0.9 and adam["final_epoch"] == 5 and adam["seconds"] > 0
 
