@@ -121,6 +121,37 @@ def optarena(logs: Path) -> dict[str, float]:
             "seeds": list(range(16)),
             "epochs": EPOCHS,
         }
+        # One epoch a call first, into a store not yet loaded (as on MLflow's side): right
+        # after a bulk load Postgres's autovacuum would be measured with it.
+        single_job = http.post("/jobs", json=body | {"seeds": [0, 1, 2]}).json()
+        single_id = uuid.UUID(single_job["id"])
+        spare = uuid.UUID(single_job["runs"][0]["id"])
+        single = []
+        for epoch in range(SINGLES):
+            started = time.perf_counter()
+            store_records(single_id, [record(spare, epoch)], ctx)
+            single.append(time.perf_counter() - started)
+        found["one_epoch_ms"] = 1000 * statistics.median(single)
+
+        writers_of = [uuid.UUID(r["id"]) for r in single_job["runs"][1 : 1 + WRITERS]]
+
+        def write(run_id: uuid.UUID) -> None:
+            for epoch in range(PER_WRITER):
+                store_records(single_id, [record(run_id, epoch)], ctx)
+
+        threads = [threading.Thread(target=write, args=(r,)) for r in writers_of]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        found["concurrent_records_per_second"] = (
+            WRITERS * PER_WRITER / (time.perf_counter() - started)
+        )
+        answer = http.get(f"/jobs/{single_id}/metrics.ndjson")
+        cursors = [int(json.loads(line)["cursor"]) for line in answer.text.splitlines()]
+        assert cursors == list(range(1, SINGLES + WRITERS * PER_WRITER + 1)), "a gap or a repeat"
+
         job = http.post("/jobs", json=body).json()
         job_id, runs = uuid.UUID(job["id"]), [uuid.UUID(r["id"]) for r in job["runs"]]
         started = time.perf_counter()
@@ -151,34 +182,6 @@ def optarena(logs: Path) -> dict[str, float]:
         found["read_lines_seconds"] = time.perf_counter() - started
         assert lines == RUNS * EPOCHS, lines
 
-        single_job = http.post("/jobs", json=body | {"seeds": [0, 1, 2]}).json()
-        single_id = uuid.UUID(single_job["id"])
-        spare = uuid.UUID(single_job["runs"][0]["id"])
-        single = []
-        for epoch in range(SINGLES):
-            started = time.perf_counter()
-            store_records(single_id, [record(spare, epoch)], ctx)
-            single.append(time.perf_counter() - started)
-        found["one_epoch_ms"] = 1000 * statistics.median(single)
-
-        writers_of = [uuid.UUID(r["id"]) for r in single_job["runs"][1 : 1 + WRITERS]]
-
-        def write(run_id: uuid.UUID) -> None:
-            for epoch in range(PER_WRITER):
-                store_records(single_id, [record(run_id, epoch)], ctx)
-
-        threads = [threading.Thread(target=write, args=(r,)) for r in writers_of]
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        found["concurrent_records_per_second"] = (
-            WRITERS * PER_WRITER / (time.perf_counter() - started)
-        )
-        answer = http.get(f"/jobs/{single_id}/metrics.ndjson")
-        cursors = [int(json.loads(line)["cursor"]) for line in answer.text.splitlines()]
-        assert cursors == list(range(1, SINGLES + WRITERS * PER_WRITER + 1)), "a gap or a repeat"
     finally:
         api.terminate()
         api.wait(timeout=30)

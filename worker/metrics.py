@@ -42,12 +42,15 @@ DEVICE = Gauge(
 def stored(records: Sequence[Sequenced]) -> None:
     """New records are stored: count them, and the epochs among them with their seconds."""
     RECORDS.inc(len(records))
+    epochs = 0
     for record in records:
-        seconds = record.data.get("epoch_seconds")
-        if isinstance(record.data.get("epoch"), int) and record.data["epoch"] >= 1:
-            EPOCHS.inc()
+        epoch, seconds = record.data.get("epoch"), record.data.get("epoch_seconds")
+        if isinstance(epoch, int) and epoch >= 1:
+            epochs += 1
             if isinstance(seconds, int | float):
                 EPOCH_SECONDS.observe(seconds)
+    if epochs:
+        EPOCHS.inc(epochs)
 
 
 def ended(outcome: str) -> None:
