@@ -11,8 +11,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -327,6 +328,54 @@ class Rig:
         [child] = wait_for("the pool process", lambda: self.pool_children(worker), timeout=120)
         os.kill(child, signal.SIGKILL)
         return int(child)
+
+    def while_stopped(
+        self,
+        worker: subprocess.Popen[bytes],
+        what: str,
+        now: Callable[[], bool],
+        act: Callable[[int], object],
+    ) -> int:
+        """`act(pool pid)` at a moment `now()` holds, as seen while the training process is
+        stopped (SIGSTOP): what was seen cannot change before the fault lands, however fast
+        training runs. Looks again (the process running meanwhile) until it holds; the
+        process goes on (SIGCONT) after the act."""
+        deadline = time.monotonic() + 600
+        while True:
+            [child] = wait_for("the pool process", lambda: self.pool_children(worker), timeout=120)
+            try:
+                os.kill(child, signal.SIGSTOP)
+            except ProcessLookupError:
+                continue  # between two pool processes
+            try:
+                if now():
+                    act(child)
+                    return int(child)
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGCONT)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after 600s waiting for {what}")
+            time.sleep(0.05)
+
+    def kill_when(
+        self,
+        worker: subprocess.Popen[bytes],
+        what: str,
+        now: Callable[[], bool],
+        *,
+        whole_worker: bool = False,
+    ) -> int:
+        """SIGKILL the training process (or the whole worker) once `now()` holds, seen with
+        the training process stopped."""
+
+        def kill(child: int) -> None:
+            if whole_worker:
+                self.kill_worker(worker)
+            else:
+                os.kill(child, signal.SIGKILL)
+
+        return self.while_stopped(worker, what, now, kill)
 
     def kill_worker(self, worker: subprocess.Popen[bytes]) -> None:
         os.killpg(worker.pid, signal.SIGKILL)

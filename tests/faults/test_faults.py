@@ -5,7 +5,6 @@ once, and with the metrics of the uninterrupted run of the same job."""
 import os
 import signal
 import threading
-import time
 from typing import Any
 
 import httpx
@@ -18,7 +17,7 @@ from tests.faults.conftest import KEYS, TALLY, Rig, wait_for
 pytestmark = pytest.mark.faults
 
 EPOCHS = 6
-# Batches of 2 make an epoch last about 1.5 s here, so a kill lands inside one.
+# Batches of 2: an epoch is long enough for the records to be read while it trains.
 JOB = {
     "name": "fault",
     "dataset": {"name": "digits"},
@@ -79,13 +78,15 @@ def wait_done(rig: Rig, job_id: str, *, timeout: float = 180) -> dict[str, Any]:
         raise AssertionError(f"job {job_id} did not end; logs:\n{logs}") from None
 
 
-def wait_epochs(rig: Rig, job_id: str, n: int) -> None:
-    wait_for(
-        f"{n} epochs of job {job_id}",
-        lambda: len([r for r in records(rig, job_id) if r["epoch"] >= 1]) >= n,
-        timeout=300,
-        every=0.1,
-    )
+def stored_epochs(rig: Rig, job_id: str) -> int:
+    return len([r for r in records(rig, job_id) if r["epoch"] >= 1])
+
+
+def training_after(rig: Rig, job_id: str, n: int, *, attempt: int) -> bool:
+    """Whether the job's one run is in `attempt` with n epochs stored and more to train."""
+    run = job(rig, job_id)["runs"][0]
+    epochs = stored_epochs(rig, job_id)
+    return run["status"] == "running" and run["attempt"] == attempt and n <= epochs < EPOCHS
 
 
 def reference(rig: Rig) -> dict[int, dict[str, Any]]:
@@ -131,9 +132,11 @@ def test_the_training_process_killed_mid_epoch_resumes_from_its_last_epoch(rig: 
     worker = rig.worker()
     job_id = submit(rig)["id"]
     for kill, after_epochs in enumerate((2, 4), start=1):
-        wait_epochs(rig, job_id, after_epochs)
-        time.sleep(0.5)  # into the next epoch
-        rig.kill_training_process(worker)
+        rig.kill_when(
+            worker,
+            f"attempt {kill} training after epoch {after_epochs}",
+            lambda k=kill, n=after_epochs: training_after(rig, job_id, n, attempt=k),
+        )
         TALLY.kill("SIGKILL training process mid-epoch")
         # Celery sees its pool process die and delivers the run again at once.
         wait_for(
@@ -156,8 +159,9 @@ def test_a_run_resumes_from_its_checkpoint_in_an_s3_store(rig: Rig, s3_server: S
     expected = reference(rig)
     worker = rig.worker()
     job_id = submit(rig)["id"]
-    wait_epochs(rig, job_id, 2)
-    rig.kill_training_process(worker)
+    rig.kill_when(
+        worker, "training after epoch 2", lambda: training_after(rig, job_id, 2, attempt=1)
+    )
     TALLY.kill("SIGKILL training process, checkpoints in S3")
     wait_for("the redelivered run", lambda: job(rig, job_id)["runs"][0]["attempt"] == 2)
     done = wait_done(rig, job_id)
@@ -180,9 +184,13 @@ def test_a_dead_worker_is_noticed_by_its_heartbeat_and_its_run_resumed_elsewhere
     expected = reference(rig)
     first = rig.worker()
     job_id = submit(rig)["id"]
-    wait_epochs(rig, job_id, 2)
-    time.sleep(0.5)
-    rig.kill_worker(first)  # main process and pool: nobody is left to redeliver the task
+    # Main process and pool: nobody is left to redeliver the task.
+    rig.kill_when(
+        first,
+        "training after epoch 2",
+        lambda: training_after(rig, job_id, 2, attempt=1),
+        whole_worker=True,
+    )
     TALLY.kill("SIGKILL whole worker")
     rig.worker("worker2")
     done = wait_done(rig, job_id)
@@ -197,14 +205,13 @@ def test_a_run_that_kills_its_worker_every_time_fails_after_max_attempts(rig: Ri
     worker = rig.worker(max_attempts=3)
     job_id = submit(rig)["id"]
     for attempt in (1, 2, 3):
-        wait_for(
-            f"attempt {attempt}",
+        rig.kill_when(
+            worker,
+            f"attempt {attempt} running",
             lambda a=attempt: (
                 (r := job(rig, job_id)["runs"][0])["status"] == "running" and r["attempt"] == a
             ),
-            timeout=300,
         )
-        rig.kill_training_process(worker)
         TALLY.kill("SIGKILL training process, every attempt")
     done = wait_done(rig, job_id, timeout=300)
     [run] = done["runs"]
@@ -221,9 +228,14 @@ def test_sigterm_hands_the_run_back_after_the_epoch_and_the_next_worker_resumes(
     expected = reference(rig)
     first = rig.worker()
     job_id = submit(rig)["id"]
-    wait_epochs(rig, job_id, 2)
-    time.sleep(0.3)  # into the next epoch (the test holds wherever the signal lands)
-    first.send_signal(signal.SIGTERM)  # what `docker compose stop` sends
+    # What `docker compose stop` sends, while the run has epochs left (the test holds
+    # wherever in the epoch the signal lands).
+    rig.while_stopped(
+        first,
+        "training after epoch 2",
+        lambda: training_after(rig, job_id, 2, attempt=1),
+        lambda child: first.send_signal(signal.SIGTERM),
+    )
     TALLY.kill("SIGTERM worker (deploy)")
     first.wait(timeout=300)
     [run] = job(rig, job_id)["runs"]
@@ -245,15 +257,27 @@ def _collect(rig: Rig, job_id: str, into: list[Event]) -> None:
 def test_redis_crashing_mid_job_loses_nothing_and_the_stream_has_no_gap(rig: Rig) -> None:
     rig.api()
     expected = reference(rig)
-    rig.worker()
+    worker = rig.worker()
     job_id = submit(rig)["id"]
     events: list[Event] = []
     watcher = threading.Thread(target=_collect, args=(rig, job_id, events), daemon=True)
     watcher.start()
-    wait_epochs(rig, job_id, 2)
-    rig.redis.crash()
+    crashed_at: list[int] = []
+
+    def crash(child: int) -> None:
+        crashed_at.append(stored_epochs(rig, job_id))
+        rig.redis.crash()
+
+    rig.while_stopped(
+        worker, "training after epoch 2", lambda: training_after(rig, job_id, 2, attempt=1), crash
+    )
     TALLY.kill("Redis crash and restart")
-    time.sleep(3)  # training goes on; at least one epoch ends while Redis is down
+    # Training goes on: an epoch ends (into Postgres) while Redis is down.
+    wait_for(
+        "an epoch stored while Redis is down",
+        lambda: stored_epochs(rig, job_id) > crashed_at[0],
+        timeout=300,
+    )
     rig.redis.start()
     done = wait_done(rig, job_id)
     watcher.join(timeout=30)
@@ -269,10 +293,15 @@ def test_redis_crashing_mid_job_loses_nothing_and_the_stream_has_no_gap(rig: Rig
 def test_postgres_cut_off_mid_job_delays_the_epoch_and_loses_none(rig: Rig) -> None:
     rig.api(stale_after_seconds=60)
     expected = reference(rig)
-    rig.worker(stale_after_seconds=60)  # the outage is shorter than a worker's presumed death
+    # The outage is shorter than a worker's presumed death.
+    worker = rig.worker(stale_after_seconds=60)
     job_id = submit(rig)["id"]
-    wait_epochs(rig, job_id, 2)
-    rig.proxy.cut()
+    rig.while_stopped(
+        worker,
+        "training after epoch 2",
+        lambda: training_after(rig, job_id, 2, attempt=1),
+        lambda child: rig.proxy.cut(),
+    )
     TALLY.kill("Postgres unreachable until a write has been retried")
     # The cut lasts until the worker has met it: a record write retried.
     wait_for("a write to meet the outage", lambda: "Postgres unreachable" in rig.log("worker"))

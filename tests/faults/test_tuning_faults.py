@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults.conftest import TALLY, Rig, wait_for
+from tests.faults.conftest import TALLY, Rig
 from tests.faults.test_faults import TOLERANCE, records, wait_done
 
 pytestmark = pytest.mark.faults
@@ -27,6 +27,9 @@ TUNE: dict[str, Any] = {
     },
     "epochs": 4,
     "batch_size": 16,
+    # Trials one at a time: a trial at the rung waits while the other of its optimizer trains
+    # to it. Fused, they reach it together and it is decided at once: no wait to kill in.
+    "fuse": False,
 }
 NUMBERS = ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 
@@ -68,21 +71,17 @@ def test_a_tuning_job_killed_at_its_rung_and_in_phase_two_ends_as_if_uninterrupt
     expected = outcome(rig, reference["id"])
 
     job_id = submit(rig)
-    wait_for(
+    rig.kill_when(
+        worker,
         "a run paused at the rung",
         lambda: any(r["status"] == "paused" for r in runs(rig, job_id)),
-        timeout=600,
-        every=0.1,
     )
-    rig.kill_training_process(worker)
     TALLY.kill("SIGKILL training process while a tuning rung waits")
-    wait_for(
+    rig.kill_when(
+        worker,
         "a final-seed run training",
         lambda: any(r["phase"] == 2 and r["status"] == "running" for r in runs(rig, job_id)),
-        timeout=600,
-        every=0.1,
     )
-    rig.kill_training_process(worker)
     TALLY.kill("SIGKILL training process in a tuning job's phase 2")
     done = wait_done(rig, job_id, timeout=600)
     assert done["status"] == "succeeded", done

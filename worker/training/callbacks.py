@@ -18,8 +18,9 @@ class EpochDriver(keras.callbacks.Callback):
     """Drives one fit over many epochs.
 
     - `begin(epoch)` before each epoch (the data orders its examples by it);
-    - every `poll_seconds` of training (never per step: reading the running loss is a
-      device-to-host sync), `poll(logs)`: True stops the fit at the end of that batch;
+    - every `poll_seconds` (never per step: reading the running loss is a device-to-host
+      sync; the clock runs on across epochs, so epochs shorter than that are polled too),
+      `poll(logs)`: True stops the fit at the end of that batch;
     - after each epoch, `end(epoch, logs, train_seconds, eval_seconds)`: True stops the fit
       there (a pause, a hand-back, an arm that left the group).
     Epochs are 1-based in every call, as records count them.
@@ -46,7 +47,6 @@ class EpochDriver(keras.callbacks.Callback):
         self._begin(epoch + 1)
         self._started = time.perf_counter()
         self._evaluated = 0.0
-        self._next_poll = time.monotonic() + self.poll_seconds
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         now = time.monotonic()

@@ -1,6 +1,7 @@
 """Arms of one seed trained together in one compiled step, for real on digits: each computes
 what it computes alone."""
 
+import itertools
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -213,3 +214,27 @@ def _uploaded_group(
     records: list[list[TrainRecord]] = [[], []]
     outcomes = train_group(plans, [hooks(r) for r in records], cache_dir=tmp_path)
     return outcomes, records, plans
+
+
+def test_epochs_shorter_than_the_poll_interval_are_polled_on_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A cancel is asked about every poll interval even when each epoch is shorter."""
+    from worker.training import callbacks
+
+    now = [100.0]
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: now[0])
+    polled: list[float] = []
+    driver = callbacks.EpochDriver(
+        begin=lambda epoch: None,
+        poll=lambda logs: polled.append(now[0]) is not None,
+        end=lambda *args: False,
+        poll_seconds=1.0,
+    )
+    for epoch in range(5):  # epochs of 0.6 s: 3 batches of 0.2 s
+        driver.on_epoch_begin(epoch)
+        for batch in range(3):
+            now[0] += 0.2
+            driver.on_train_batch_end(batch)
+    assert len(polled) >= 3, polled  # 3 s of training, a poll at least each second
+    assert all(b - a <= 1.0 + 0.2 + 1e-9 for a, b in itertools.pairwise(polled))
