@@ -2,7 +2,6 @@
 database, port and queue; and keys for many clients."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,13 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.db import make_engine, make_session_factory, transaction
 from core.keys import KeyRepository
 from tests.conftest import REDIS_URL, ROOT, add_test_keys, create_database, drop_database, migrate
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.e2e.conftest import free_port
 
 
 @contextmanager

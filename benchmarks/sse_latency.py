@@ -11,10 +11,7 @@ Run: .venv/bin/python benchmarks/sse_latency.py (needs Postgres and Redis).
 
 import asyncio
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -26,6 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.api_rig import api_process, database
 from cli.client import parse_events
 from core.db import make_engine, make_session_factory
 from core.kinds.train.records import TrainRecord
@@ -33,12 +31,7 @@ from core.settings import Settings
 from core.stream import MetricsStream, make_redis
 from tests.conftest import (
     REDIS_URL,
-    ROOT,
-    add_test_keys,
     auth,
-    create_database,
-    drop_database,
-    migrate,
 )
 from worker.service import WorkerContext, store_records
 
@@ -151,47 +144,17 @@ async def measure(api: str, db_url: str, ctx: WorkerContext, *, sse: bool) -> li
 
 
 def main() -> None:
-    name = "optarena_bench_sse"
-    db_url = create_database(name)
-    migrate(db_url)
-    add_test_keys(db_url)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {
-        **os.environ,
-        "OPTARENA_DATABASE_URL": db_url,
-        "OPTARENA_REDIS_URL": REDIS_URL,
-        "OPTARENA_TASK_QUEUE": "optarena.bench",
-        "OPTARENA_API_PORT": str(port),
-        "OPTARENA_LOG_LEVEL": "WARNING",
-        "OPTARENA_RATE_LIMIT_PER_MINUTE": "0",  # the polling baseline is 100 requests a second
-    }
-    api = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    settings = Settings(database_url=db_url, redis_url=REDIS_URL, task_queue="optarena.bench")
-    ctx = WorkerContext(
-        settings=settings,
-        sessions=make_session_factory(make_engine(db_url)),
-        stream=MetricsStream(make_redis(REDIS_URL), maxlen=100_000, ttl_seconds=600),
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the API did not start")
-            time.sleep(0.1)
-        sse = asyncio.run(measure(url, db_url, ctx, sse=True))
-        polled = asyncio.run(measure(url, db_url, ctx, sse=False))
-    finally:
-        api.terminate()
-        api.wait(timeout=20)
-        drop_database(name)
+    with database("optarena_bench_sse") as db_url:
+        settings = Settings(database_url=db_url, redis_url=REDIS_URL, task_queue="unused")
+        ctx = WorkerContext(
+            settings=settings,
+            sessions=make_session_factory(make_engine(db_url)),
+            stream=MetricsStream(make_redis(REDIS_URL), maxlen=100_000, ttl_seconds=600),
+        )
+        # The polling baseline is 100 requests a second: no rate limit.
+        with api_process(db_url, "optarena.bench.sse", rate_limit_per_minute="0") as api:
+            sse = asyncio.run(measure(api.url, db_url, ctx, sse=True))
+            polled = asyncio.run(measure(api.url, db_url, ctx, sse=False))
     print(
         f"{CLIENTS} clients on one job, {RECORDS} epochs {GAP_SECONDS * 1000:.0f} ms apart; "
         "latency from the end of an epoch on the worker to the client:"

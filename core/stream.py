@@ -83,7 +83,7 @@ class MetricsStream:
         and readers will see the gap and read that record from Postgres)."""
         args: list[str | int] = [self.maxlen, live_ttl]
         for record in records:
-            args += [f"{record.seq}-0", json.dumps(record.data, separators=(",", ":"))]
+            args += [f"{record.seq}-0", encode(record.data)["r"]]
         late = self._append(keys=[metrics_key(job_id)], args=args)
         return int(late) == 0
 
