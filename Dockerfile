@@ -1,7 +1,18 @@
 # syntax=docker/dockerfile:1
 # Two images from one file: `api` (no ML stack) and `worker` (TensorFlow: the GPU build, or the
 # CPU build with --build-arg WORKER_EXTRAS=worker,cpu). Dependencies are installed before the
-# source is copied, so an edit of the code rebuilds only the last layers.
+# source is copied, so an edit of the code rebuilds only the last layers. `optarena` is the
+# client's command (client/) with the server's `keys` added.
+
+# The source both images copy, named once.
+FROM scratch AS source
+COPY core /src/core
+COPY api /src/api
+COPY worker /src/worker
+COPY cli /src/cli
+COPY client /src/client
+COPY migrations /src/migrations
+COPY alembic.ini /src/
 
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
@@ -13,13 +24,8 @@ COPY scripts/requirements ./scripts/requirements
 FROM base AS api
 RUN python scripts/requirements > /tmp/requirements.txt \
     && pip install -c constraints.txt -r /tmp/requirements.txt
-COPY core ./core
-COPY api ./api
-COPY worker ./worker
-COPY cli ./cli
-COPY migrations ./migrations
-COPY alembic.ini ./
-RUN pip install --no-deps .
+COPY --from=source /src ./
+RUN pip install --no-deps ./client .
 RUN mkdir -p /data/artifacts && chown optarena /data/artifacts
 USER optarena
 EXPOSE 8000
@@ -33,13 +39,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends dataset-fashion
     && rm -rf /var/lib/apt/lists/*
 RUN python scripts/requirements "$WORKER_EXTRAS" > /tmp/requirements.txt \
     && pip install -c constraints.txt -r /tmp/requirements.txt
-COPY core ./core
-COPY api ./api
-COPY worker ./worker
-COPY cli ./cli
-COPY migrations ./migrations
-COPY alembic.ini ./
-RUN pip install --no-deps .
+COPY --from=source /src ./
+RUN pip install --no-deps ./client .
 RUN mkdir -p /data/datasets /data/artifacts && chown optarena /data/datasets /data/artifacts
 USER optarena
 ENV OPTARENA_DATASET_CACHE_DIR=/data/datasets OPTARENA_ARTIFACTS_URL=/data/artifacts

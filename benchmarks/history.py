@@ -42,12 +42,11 @@ from tests.conftest import (  # noqa: E402
     wait_for,
 )
 from tests.e2e.conftest import free_port  # noqa: E402
+from tests.mlflow_server import VENV, mlflow_python  # noqa: E402
 from worker.service import WorkerContext, store_records  # noqa: E402
 
 RUNS, EPOCHS, CHUNK = 64, 1000, 250
 SINGLES, WRITERS, PER_WRITER = 200, 8, 250
-VENV = ROOT / ".data" / "venv-mlflow"
-MLFLOW = "mlflow==3.17.2"
 
 
 def record(run_id: uuid.UUID, epoch: int) -> TrainRecord:
@@ -64,16 +63,6 @@ def record(run_id: uuid.UUID, epoch: int) -> TrainRecord:
         steps=32 * epoch,
         time=datetime.now(UTC),
     )
-
-
-def mlflow_python() -> Path:
-    python = VENV / "bin" / "python"
-    if not (VENV / "bin" / "mlflow").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", MLFLOW, "psycopg2-binary"], check=True
-        )
-    return python
 
 
 def serve(command: list[str], env: dict[str, str], url: str, log: Path) -> subprocess.Popen[bytes]:

@@ -23,8 +23,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from optarena_client.api import parse_events
+
 from benchmarks.api_rig import api_process, database
-from cli.client import parse_events
 from core.db import make_engine, make_session_factory
 from core.kinds.train.records import TrainRecord
 from core.settings import Settings

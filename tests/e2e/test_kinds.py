@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from optarena_client import Client
 
-from cli.client import Client
 from tests.e2e.conftest import Service, start_service
 
 pytestmark = pytest.mark.e2e

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from optarena_client import Client, Event
 
-from cli.client import Client, Event
 from tests.conftest import S3Server
 from tests.faults.conftest import KEYS, TALLY, Rig, wait_for
 

@@ -195,7 +195,9 @@ def test_queued_runs_per_owner_and_requests_per_minute_are_limited(limited: Test
 def test_keys_are_made_listed_and_revoked_with_the_command(
     test_settings: Settings, db_engine: object, monkeypatch: pytest.MonkeyPatch, client: TestClient
 ) -> None:
-    from cli.main import app
+    from optarena_client.cli import add_plugins, app
+
+    add_plugins()
 
     monkeypatch.setenv("OPTARENA_DATABASE_URL", test_settings.database_url)
     get_settings.cache_clear()
@@ -218,7 +220,7 @@ def test_keys_are_made_listed_and_revoked_with_the_command(
 
 
 def test_the_cli_sends_its_key(client: TestClient) -> None:
-    from cli.client import Client
+    from optarena_client import Client
 
     seen: list[str | None] = []
 

@@ -9,9 +9,9 @@ import httpx
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from optarena_client import Client, Event
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.client import Client, Event
 from core.db import transaction
 from core.models import RunStatus
 from core.repositories import JobRepository, RunRepository

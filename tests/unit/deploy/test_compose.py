@@ -77,9 +77,27 @@ def test_services_restart_workers_are_pinged_and_reap_their_children() -> None:
         assert "celery -A worker.celery_app inspect ping -d celery@$$HOSTNAME" in check
 
 
+def stages() -> dict[str, str]:
+    """The Dockerfile's stages by name (`FROM ... AS name`)."""
+    found = {}
+    for stage in DOCKERFILE.split("\nFROM ")[1:]:
+        found[stage.split("\n", 1)[0].split(" AS ")[1].strip()] = stage
+    return found
+
+
 def test_the_images_install_dependencies_before_the_source() -> None:
-    for stage in DOCKERFILE.split("\nFROM ")[2:]:
-        assert stage.index("pip install -c constraints.txt -r") < stage.index("COPY core"), stage
+    for name in ("api", "worker"):
+        stage = stages()[name]
+        deps = stage.index("pip install -c constraints.txt -r")
+        assert deps < stage.index("COPY --from=source"), stage
+        # the client's command, with the server's `keys` added
+        assert "pip install --no-deps ./client ." in stage
+
+
+def test_the_source_stage_holds_every_package_the_images_install() -> None:
+    source = stages()["source"]
+    for part in ("core", "api", "worker", "cli", "client", "migrations", "alembic.ini"):
+        assert f"COPY {part} /src/" in source, part
 
 
 def test_compose_file_is_valid_with_every_profile() -> None:

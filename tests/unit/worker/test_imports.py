@@ -12,7 +12,15 @@ CHECK = (
 
 
 @pytest.mark.parametrize(
-    "module", ["api.app", "worker.tasks", "worker.celery_app", "core.kinds", "cli.main"]
+    "module",
+    [
+        "api.app",
+        "worker.tasks",
+        "worker.celery_app",
+        "core.kinds",
+        "optarena_client.cli",
+        "cli.keys",
+    ],
 )
 def test_module_imports_no_ml_library(module: str) -> None:
     out = subprocess.run(

@@ -1,13 +1,15 @@
-"""A small client of the optarena API: JSON calls that raise the server's own message, and
-an event stream that resumes after a dropped connection."""
+"""The optarena API over HTTP: JSON calls that raise the server's own message, and an event
+stream that resumes after a dropped connection."""
 
 import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+
+_Self = TypeVar("_Self", bound="Api")
 
 
 class ApiError(Exception):
@@ -45,24 +47,28 @@ def server_message(response: httpx.Response) -> str:
     return json.dumps(body)
 
 
-class Client:
+class Api:
+    """One server and one key; every call raises ApiError or Unreachable, never a traceback
+    of httpx's."""
+
     def __init__(
         self,
         url: str,
         *,
         api_key: str | None = None,
+        timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(
-            base_url=self.url, timeout=httpx.Timeout(30.0), transport=transport, headers=headers
+            base_url=self.url, timeout=httpx.Timeout(timeout), transport=transport, headers=headers
         )
 
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self: _Self) -> _Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

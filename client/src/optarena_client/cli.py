@@ -1,19 +1,21 @@
 """`optarena`: submit, watch, compare, plot, list and cancel jobs; upload datasets and models;
-download trained models, from a terminal."""
+download trained models; export runs to TensorBoard or MLflow, from a terminal. Commands of
+installed plug-ins (the server's `keys`) join it through the entry point group
+`optarena.cli`."""
 
-import json
 import sys
 import uuid
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from cli.client import ApiError, Client, Unreachable
+from optarena_client.api import ApiError, Unreachable
+from optarena_client.client import DEFAULT_URL, Client, read_job
 
 app = typer.Typer(
     help="Compare deep-learning optimizers with an optarena server.",
@@ -22,8 +24,6 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
-
-DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 class State:
@@ -52,77 +52,6 @@ def main_options(
 
 def _client() -> Client:
     return Client(state.url, api_key=state.api_key)
-
-
-keys = typer.Typer(
-    help="API keys, made and revoked on the server's database (OPTARENA_DATABASE_URL).",
-    no_args_is_help=True,
-)
-app.add_typer(keys, name="keys")
-
-
-def _key_sessions() -> Any:
-    from core.db import make_engine, make_session_factory
-    from core.settings import get_settings
-
-    return make_session_factory(make_engine(get_settings().database_url))
-
-
-@keys.command("create")
-def keys_create(
-    owner: Annotated[str, typer.Option(help="Whose jobs this key submits and sees.")],
-    admin: Annotated[bool, typer.Option(help="See and manage every owner's jobs.")] = False,
-) -> None:
-    """Make a key and print it once: it is stored only as a hash."""
-    from core.db import transaction
-    from core.keys import KeyRepository
-
-    try:
-        with transaction(_key_sessions()) as session:
-            key, secret = KeyRepository(session).create(owner=owner, admin=admin)
-            role = "admin" if key.admin else "user"
-            ident = key.id
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
-    err.print(f"key {ident} for {owner} ({role}); it is shown only now:", highlight=False)
-    print(secret)
-
-
-@keys.command("list")
-def keys_list(
-    owner: Annotated[str | None, typer.Option(help="Only this owner's keys.")] = None,
-) -> None:
-    """Keys by id and prefix (never the secret), with owner, role and whether revoked."""
-    from core.keys import KeyRepository
-
-    with _key_sessions()() as session:
-        rows = KeyRepository(session).all(owner=owner)
-    table = Table("id", "prefix", "owner", "role", "created", "revoked")
-    for key in rows:
-        table.add_row(
-            str(key.id),
-            key.prefix,
-            key.owner,
-            "admin" if key.admin else "user",
-            key.created_at.isoformat(timespec="seconds"),
-            key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
-        )
-    out.print(table)
-
-
-@keys.command("revoke")
-def keys_revoke(
-    key: Annotated[str, typer.Argument(help="The key's id or prefix (keys list shows both).")],
-) -> None:
-    """Revoke a key: requests with it are refused from now on."""
-    from core.db import transaction
-    from core.keys import KeyRepository
-
-    with transaction(_key_sessions()) as session:
-        revoked = [str(k.id) for k in KeyRepository(session).revoke(key)]
-    if not revoked:
-        raise typer.BadParameter(f"no live key with id or prefix {key!r}")
-    out.print(f"revoked {', '.join(revoked)}")
 
 
 def _ints(text: str | None, name: str) -> list[int] | None:
@@ -158,11 +87,9 @@ def build_job(
     body: dict[str, Any] = {}
     if file is not None:
         try:
-            body = json.loads(file.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise typer.BadParameter(f"cannot read {file}: {error}") from None
-        if not isinstance(body, dict):
-            raise typer.BadParameter(f"{file} must hold one JSON object, a job")
+            body = read_job(file)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
     if optimizers:
         body["optimizers"] = [o.strip() for o in optimizers.split(",") if o.strip()]
     if dataset:
@@ -218,7 +145,7 @@ def submit(
         weights=weights,
     )
     with _client() as client:
-        job = client.json("POST", "/jobs", json=body)
+        job = client.submit(body)
     if watch_job:
         err.print(f"submitted job {job['id']} ({len(job['runs'])} runs)")
         watch(job["id"])
@@ -230,63 +157,11 @@ def submit(
 def watch(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
     """Follow a job live: a progress bar per run; ends with the comparison."""
     with _client() as client:
-        job = client.json("GET", f"/jobs/{job_id}")
-        runs = {r["id"]: r for r in job["runs"]}
-        status = job["status"]
-        unit = job["unit"]
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn(unit + "s  {task.fields[metrics]}"),
-            console=err,
-            transient=False,
-        ) as progress:
-            tasks: dict[str, TaskID] = {
-                run_id: progress.add_task(
-                    _run_title(run, run["status"]), total=run["budget"], metrics=""
-                )
-                for run_id, run in runs.items()
-            }
-            for event in client.events(job_id):
-                data = event.data
-                if event.event in ("record", "run") and data.get("run_id") not in tasks:
-                    # a run the job added while it ran (a tuned comparison's final seeds)
-                    for run in client.json("GET", f"/jobs/{job_id}")["runs"]:
-                        if run["id"] not in tasks:
-                            runs[run["id"]] = run
-                            tasks[run["id"]] = progress.add_task(
-                                _run_title(run, run["status"]), total=run["budget"], metrics=""
-                            )
-                if event.event == "record" and data["run_id"] in tasks:
-                    progress.update(
-                        tasks[data["run_id"]],
-                        completed=data[unit],
-                        metrics=_metrics(data, job["metrics"]),
-                    )
-                elif event.event == "run" and data["run_id"] in tasks:
-                    why = f": {data['error']}" if data.get("error") else ""
-                    title = _run_title(runs[data["run_id"]], data["status"] + why)
-                    progress.update(tasks[data["run_id"]], description=title)
-                elif event.event == "done":
-                    status = data["status"]
+        status = client.wait(job_id, progress="rich")["status"]
         out.print(f"job {job_id} {status}")
-        _print_comparison(client.json("GET", f"/jobs/{job_id}/comparison"))
+        _print_comparison(client.comparison(job_id).data)
     if status != "succeeded":
         raise typer.Exit(1)
-
-
-def _run_title(run: dict[str, Any], status: str) -> str:
-    seed = "" if run["seed"] is None else f" seed {run['seed']}"
-    trial = "" if run.get("trial") is None else f" trial {run['trial']}"
-    phase = "" if run.get("phase") is None else f" (phase {run['phase']})"
-    return escape(f"{run['label']}{trial}{seed}{phase} [{status}]")  # not rich markup
-
-
-def _metrics(data: dict[str, Any], metrics: list[str]) -> str:
-    """The record's headline metrics: the job lists them, most telling first."""
-    shown = [f"{m} {data[m]:.4g}" for m in metrics if isinstance(data.get(m), int | float)]
-    return "  ".join(shown[:3])
 
 
 def _print_comparison(answer: dict[str, Any]) -> None:
@@ -338,13 +213,10 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
 ) -> None:
     """The job's comparison as a table: arms ranked over seeds, tied arms grouped."""
-    params: dict[str, Any] = {} if metric is None else {"metric": metric}
-    if epochs:
-        params["epochs"] = _ints(epochs, "epochs")
-    if target is not None:
-        params["target"] = target
     with _client() as client:
-        answer = client.json("GET", f"/jobs/{job_id}/comparison", params=params)
+        answer = client.comparison(
+            job_id, metric=metric, epochs=_ints(epochs, "epochs"), target=target
+        ).data
     if as_json:
         out.print_json(data=answer)
     else:
@@ -372,19 +244,17 @@ def plot(
 ) -> None:
     """Save the learning curves (a race's contour, a range test's loss against learning rate,
     a tuned comparison's views) as PNG or SVG."""
-    params: dict[str, Any] = {"metric": metric, "x": x}
-    params |= ({"view": view} if view else {}) | ({"target": target} if target is not None else {})
-    _save_plot(f"/jobs/{job_id}/plot", output, params)
+    fmt = _image_format(output)
+    with _client() as client:
+        client.plot(job_id, metric=metric, x=x, view=view, target=target, fmt=fmt).save(output)
+    out.print(f"saved {output}")
 
 
-def _save_plot(path: str, output: Path, params: dict[str, Any]) -> None:
+def _image_format(output: Path) -> str:
     fmt = output.suffix.lstrip(".").lower()
     if fmt not in ("png", "svg"):
         raise typer.BadParameter("the output must end in .png or .svg")
-    with _client() as client:
-        response = client.request("GET", f"{path}.{fmt}", params=params)
-    output.write_bytes(response.content)
-    out.print(f"saved {output}")
+    return fmt
 
 
 @app.command("range-test")
@@ -432,7 +302,7 @@ def range_test(
         "stop_factor": stop_factor,
     }
     with _client() as client:
-        job = client.json("POST", "/jobs", json=body)
+        job = client.submit(body)
     if watch_job:
         err.print(f"submitted range test {job['id']} ({len(job['runs'])} runs)")
         watch(job["id"])
@@ -462,12 +332,10 @@ def score(
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
 ) -> None:
     """Score optimizers across jobs with performance profiles, as MLCommons AlgoPerf does."""
-    params: dict[str, Any] = {"job_id": job_ids, "time": time, "r_max": r_max}
-    params |= {"baseline": baseline} if baseline else {}
-    params |= {"target": target} if target else {}
-    params |= {"metric": metric} if metric else {}
+    params: dict[str, Any] = {"time": time, "r_max": r_max, "baseline": baseline}
+    params |= {"target": target or None, "metric": metric}
     with _client() as client:
-        answer = client.json("GET", "/scores", params=params)
+        answer = client.scores(job_ids, **params)
     if as_json:
         out.print_json(data=answer)
     else:
@@ -487,14 +355,17 @@ def score(
         for warning in answer["warnings"]:
             out.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     if plot_file is not None:
-        _save_plot("/scores/plot", plot_file, params)
+        fmt = _image_format(plot_file)
+        with _client() as client:
+            client.scores_plot(job_ids, fmt=fmt, **params).save(plot_file)
+        out.print(f"saved {plot_file}")
 
 
 @app.command()
 def jobs(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
     """The newest jobs."""
     with _client() as client:
-        page = client.json("GET", "/jobs", params={"limit": limit})
+        page = client.jobs(limit=limit)
     table = Table(title=f"{len(page['items'])} of {page['total']} jobs")
     for column in ("id", "kind", "name", "status", "runs", "created"):
         table.add_column(column)
@@ -508,7 +379,7 @@ def jobs(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 2
 def cancel(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
     """Cancel a job: queued runs never start, running ones stop after their current batch."""
     with _client() as client:
-        job = client.json("POST", f"/jobs/{job_id}/cancel")
+        job = client.cancel(job_id)
     out.print(f"job {job['id']} {job['status']} (cancel requested)")
 
 
@@ -518,18 +389,6 @@ models = typer.Typer(help="Keras models of your own (.keras).", no_args_is_help=
 app.add_typer(models, name="models")
 
 
-def _upload(path: Path, endpoint: str, form: dict[str, str]) -> dict[str, Any]:
-    if not path.is_file():
-        raise typer.BadParameter(f"{path} is not a file")
-    with _client() as client, path.open("rb") as file:
-        response = client.request(
-            "POST", endpoint, files={"file": (path.name, file)}, data=form, timeout=600
-        )
-    answer: dict[str, Any] = response.json()
-    answer["_new"] = response.status_code == 201
-    return answer
-
-
 @datasets.command("upload")
 def datasets_upload(
     file: Annotated[Path, typer.Argument(help="An .npz (x_train, y_train, ...) or a .csv.")],
@@ -537,10 +396,9 @@ def datasets_upload(
     name: Annotated[str | None, typer.Option(help="A name (default: the file's).")] = None,
 ) -> None:
     """Upload a dataset; a job trains on it as "dataset": {"id": "<id>"}."""
-    form = {k: v for k, v in (("label", label), ("name", name)) if v is not None}
-    found = _upload(file, "/datasets", form)
+    found = _upload(lambda c: c.upload_dataset(file, label=label, name=name))
     splits = ", ".join(f"{n} {s}" for s, n in found["splits"].items())
-    state_word = "uploaded" if found["_new"] else "already uploaded"
+    state_word = "uploaded" if found["new"] else "already uploaded"
     out.print(
         f"{state_word} dataset {found['id']}: {found['task']}, {found['classes']} classes, "
         f"inputs {found['input_shape']}, {splits}"
@@ -551,7 +409,7 @@ def datasets_upload(
 def datasets_list() -> None:
     """The built-in datasets and yours."""
     with _client() as client:
-        found = client.json("GET", "/datasets")
+        found = client.datasets()
     table = Table(title="datasets")
     for column in ("id", "name", "inputs", "classes", "train", "test", "note"):
         table.add_column(column)
@@ -574,8 +432,8 @@ def models_upload(
     name: Annotated[str | None, typer.Option(help="A name (default: the file's).")] = None,
 ) -> None:
     """Upload a Keras model; a job trains it as "model": {"id": "<id>", "weights": "file"}."""
-    found = _upload(file, "/models", {"name": name} if name else {})
-    state_word = "uploaded" if found["_new"] else "already uploaded"
+    found = _upload(lambda c: c.upload_model(file, name=name))
+    state_word = "uploaded" if found["new"] else "already uploaded"
     out.print(
         f"{state_word} model {found['id']}: inputs {found['input_shape']}, "
         f"{found['outputs']} outputs, {found['parameters']:,} parameters"
@@ -586,7 +444,7 @@ def models_upload(
 def models_list() -> None:
     """Your uploaded models (the presets are in GET /models)."""
     with _client() as client:
-        found = client.json("GET", "/models/uploaded")
+        found = client.models()
     table = Table(title="your models")
     for column in ("id", "name", "inputs", "outputs", "parameters"):
         table.add_column(column)
@@ -606,13 +464,66 @@ def download(
 ) -> None:
     """Save a finished run's trained model (load it with keras.saving.load_model)."""
     with _client() as client:
-        response = client.request("GET", f"/runs/{run_id}/model.keras", timeout=600)
-    output.write_bytes(response.content)
-    out.print(f"saved {output} ({len(response.content):,} bytes)")
+        client.download_model(run_id, output)
+    out.print(f"saved {output} ({output.stat().st_size:,} bytes)")
+
+
+@app.command()
+def export(
+    job_id: Annotated[str, typer.Argument(help="The job's id.")],
+    tensorboard: Annotated[
+        Path | None,
+        typer.Option(help="Write one event-file directory per run here (tensorboard --logdir)."),
+    ] = None,
+    mlflow: Annotated[
+        str | None, typer.Option(help="An MLflow tracking server: http://host:5000.")
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="The MLflow experiment (default: optarena <job>).")
+    ] = None,
+) -> None:
+    """Copy a job's runs into TensorBoard event files or an MLflow tracking server: metrics
+    per epoch, the optimizer configuration as hyperparameters."""
+    from optarena_client.export import MLflowError, to_mlflow, to_tensorboard
+
+    if tensorboard is None and mlflow is None:
+        raise typer.BadParameter("give --tensorboard DIR, --mlflow URI or both")
+    with _client() as client:
+        if tensorboard is not None:
+            made = to_tensorboard(client, job_id, tensorboard)
+            out.print(f"wrote {len(made)} runs to {tensorboard}", highlight=False)
+        if mlflow is not None:
+            try:
+                done = to_mlflow(client, job_id, mlflow, experiment=experiment)
+            except MLflowError as error:
+                err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
+                raise typer.Exit(1) from None
+            out.print(
+                f"exported {len(done['exported'])} runs to {mlflow}"
+                + (f" ({len(done['skipped'])} exported before)" if done["skipped"] else ""),
+                highlight=False,
+            )
+
+
+def _upload(send: Any) -> dict[str, Any]:
+    with _client() as client:
+        try:
+            found: dict[str, Any] = send(client)
+        except FileNotFoundError as error:
+            raise typer.BadParameter(str(error)) from None
+    return found
+
+
+def add_plugins() -> None:
+    """Sub-commands of installed plug-ins: the server's distribution adds `keys`."""
+    for plugin in entry_points(group="optarena.cli"):
+        if not any(group.name == plugin.name for group in app.registered_groups):
+            app.add_typer(plugin.load(), name=plugin.name)
 
 
 def main() -> None:
     """Entry point: errors are printed as the server said them, never as tracebacks."""
+    add_plugins()
     try:
         app()
     except ApiError as error:
