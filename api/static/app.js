@@ -185,60 +185,152 @@ async function scoresPage(query) {
 
 // ------------------------------------------------------------------ charts
 
-function lineChart(title, series, xLabel, logY) {
-  const W = 420, H = 260, L = 55, R = 10, T = 10, B = 35;
-  const svgNS = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(svgNS, "svg");
-  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  svg.setAttribute("width", "100%");
-  const points = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y) && (!logY || y > 0));
-  const box = el("div", { class: "chart", "data-metric": title }, el("h3", {}, title), svg);
-  if (!points.length) {
-    box.append(el("div", { class: "muted" }, "no values yet"));
-    return box;
-  }
-  const tf = (y) => (logY ? Math.log10(y) : y);
-  // Loops, not Math.min(...points): spreading 100,000 values overflows the call stack.
-  let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
+// Charts are uPlot (vendored in static/vendor, MIT): drag to zoom, double-click to reset,
+// click a legend entry to hide its series, a tooltip with every shown series at the cursor,
+// and a log scale for losses. Each series is its own [x, y] list; uPlot.join aligns them on
+// the union of their x values (gaps spanned), so runs of any length share a chart.
+
+// Points sorted by x with one y per x (the last), and on a log scale only positive values.
+function cleanPoints(points, logY) {
+  const kept = new Map();
   for (const [x, y] of points) {
-    x0 = Math.min(x0, x); x1 = Math.max(x1, x);
-    y0 = Math.min(y0, tf(y)); y1 = Math.max(y1, tf(y));
+    if (Number.isFinite(x) && Number.isFinite(y) && (!logY || y > 0)) kept.set(x, y);
   }
-  if (x0 === x1) x1 = x0 + 1;
-  if (y0 === y1) { y0 -= 0.5; y1 += 0.5; }
-  const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
-  const sy = (y) => H - B - ((tf(y) - y0) / (y1 - y0)) * (H - T - B);
-  const add = (name, attrs, text) => {
-    const node = document.createElementNS(svgNS, name);
-    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-    if (text !== undefined) node.textContent = text;
-    svg.append(node);
-    return node;
+  return [...kept.entries()].sort((a, b) => a[0] - b[0]);
+}
+
+function tooltipPlugin(xLabel) {
+  let tip;
+  return {
+    hooks: {
+      init: (u) => {
+        tip = el("div", { class: "u-tip" });
+        tip.style.display = "none";
+        u.over.append(tip);
+      },
+      setCursor: (u) => {
+        const { left, top, idx } = u.cursor;
+        if (idx === null || idx === undefined || left < 0) { tip.style.display = "none"; return; }
+        const rows = [];
+        u.series.forEach((s, i) => {
+          const v = u.data[i][idx];
+          if (i > 0 && s.show && v !== null && v !== undefined) rows.push([s, v]);
+        });
+        if (!rows.length) { tip.style.display = "none"; return; }
+        rows.sort((a, b) => b[1] - a[1]);
+        const more = rows.length > 10 ? [el("div", { class: "muted" }, `and ${rows.length - 10} more`)] : [];
+        tip.replaceChildren(
+          el("b", {}, `${xLabel} ${Number(Number(u.data[0][idx]).toPrecision(5))}`),
+          ...rows.slice(0, 10).map(([s, v]) => el("div", { style: `color:${s._color}` }, `${s.label}: ${Number(v.toPrecision(4))}`)),
+          ...more);
+        tip.style.display = "block";
+        const width = u.over.clientWidth;
+        tip.style.left = `${left > width / 2 ? left - tip.offsetWidth - 12 : left + 12}px`;
+        tip.style.top = `${Math.max(0, top - 10)}px`;
+      },
+    },
   };
-  add("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#999" });
-  add("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#999" });
-  for (let i = 0; i <= 4; i++) {
-    const xv = x0 + ((x1 - x0) * i) / 4;
-    const yv = y0 + ((y1 - y0) * i) / 4;
-    add("text", { x: sx(xv), y: H - B + 14, "font-size": 10, "text-anchor": "middle" }, Number(xv.toPrecision(3)));
-    const label = logY ? Number((10 ** yv).toPrecision(2)) : Number(yv.toPrecision(3));
-    const y = H - B - ((yv - y0) / (y1 - y0)) * (H - T - B);
-    add("text", { x: L - 4, y: y + 3, "font-size": 10, "text-anchor": "end" }, label);
-    add("line", { x1: L, y1: y, x2: W - R, y2: y, stroke: "#eee" });
+}
+
+// One chart: its box (data-metric, data-series, data-points for tests and people) holding a
+// uPlot instance that is updated in place while the job streams, and rebuilt only when its
+// series or axis change. A user's zoom is kept while new points arrive.
+class Chart {
+  constructor(title, { xLabel, logY, bands = [] }) {
+    this.title = title;
+    this.xLabel = xLabel;
+    this.logY = logY;
+    this.bands = bands;
+    this.plot = null;
+    this.shape = "";
+    this.zoomed = false;
+    this.body = el("div", { class: "chart-body" });
+    this.box = el("div", { class: "chart", "data-metric": title, "data-series": 0, "data-points": 0 },
+      el("h3", {}, title + (logY ? " (log scale)" : "")), this.body);
   }
-  add("text", { x: (L + W - R) / 2, y: H - 4, "font-size": 11, "text-anchor": "middle" }, xLabel);
-  for (const s of series) {
-    const good = s.points.filter(([, y]) => Number.isFinite(y) && (!logY || y > 0));
-    if (!good.length) continue;
-    add("polyline", {
-      points: good.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" "),
-      fill: "none", stroke: s.color, "stroke-width": 1.6, "data-run": s.label, "data-points": good.length,
-    });
+
+  // series: [{label, color, points: [[x, y], ...], fill?, dash?}]
+  update(series) {
+    const cleaned = series.map((s) => ({ ...s, points: cleanPoints(s.points, this.logY) }));
+    const shown = cleaned.filter((s) => s.points.length);
+    const most = Math.max(0, ...shown.map((s) => s.points.length));  // one value per series
+    this.box.dataset.series = shown.length;
+    this.box.dataset.points = most;
+    if (!shown.length) {
+      this.destroy();
+      this.body.replaceChildren(el("div", { class: "muted" }, "no values yet"));
+      return;
+    }
+    const data = uPlot.join(shown.map((s) => [s.points.map((p) => p[0]), s.points.map((p) => p[1])]));
+    const shape = shown.map((s) => s.label).join("\n");
+    if (this.plot && shape === this.shape) {
+      this.plot.setData(data, !this.zoomed);
+      return;
+    }
+    this.destroy();
+    this.shape = shape;
+    this.body.replaceChildren();
+    const index = new Map(shown.map((s, i) => [s.label, i + 1]));
+    const chart = this;
+    this.plot = new uPlot({
+      width: 440,
+      height: 260,
+      scales: { x: { time: false }, y: { distr: this.logY ? 3 : 1 } },
+      axes: [{ label: this.xLabel, size: 40 }, { size: 60 }],
+      series: [
+        { label: this.xLabel },
+        ...shown.map((s) => ({
+          label: s.label, stroke: s.color, _color: s.color, width: s.width ?? 1.6, dash: s.dash,
+          fill: s.fill, spanGaps: true, points: { show: false },
+        })),
+      ],
+      bands: this.bands
+        .filter(([hi, lo]) => index.has(hi) && index.has(lo))
+        .map(([hi, lo, fill]) => ({ series: [index.get(hi), index.get(lo)], fill })),
+      cursor: { drag: { x: true, y: false } },
+      legend: { live: false },
+      plugins: [tooltipPlugin(this.xLabel)],
+      hooks: {
+        setSelect: [(u) => { if (u.select.width > 0) chart.zoomed = true; }],
+        ready: [(u) => u.over.addEventListener("dblclick", () => { chart.zoomed = false; })],
+      },
+    }, data, this.body);
+    this.box.uplot = this.plot;  // for the browser tests and the console
   }
-  const legend = el("div", {}, series.filter((s) => s.first).map((s) =>
-    el("span", { style: `color:${s.color}; margin-right:1em` }, `— ${s.arm}`)));
-  box.append(legend);
-  return box;
+
+  destroy() {
+    if (this.plot) this.plot.destroy();
+    this.plot = null;
+    this.shape = "";
+  }
+}
+
+// A translucent fill of a series colour, for a band.
+function faded(color, alpha = 0.18) {
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16));
+  return `rgba(${r},${g},${b},${alpha})`;
+}
+
+// A train comparison's arms over seeds: each arm's mean curve with its 95% band, as the
+// comparison computes them (the band needs two seeds).
+function bandChart(answer, colorOf) {
+  const arms = (answer.ranking || []).filter((a) => (a.curve || []).length);
+  if (!arms.some((a) => a.seeds.length > 1)) return null;
+  const metric = answer.metric;
+  const logY = metric.includes("loss");
+  const series = [], bands = [];
+  for (const arm of arms) {
+    const color = colorOf(arm.label);
+    const pts = (key) => arm.curve.filter((p) => p[key] !== null).map((p) => [p.epoch, p[key]]);
+    series.push({ label: `${arm.label} mean`, color, points: pts("mean"), width: 2 });
+    series.push({ label: `${arm.label} 95% high`, color: faded(color, 0.5), points: pts("ci_high"), width: 0.5 });
+    series.push({ label: `${arm.label} 95% low`, color: faded(color, 0.5), points: pts("ci_low"), width: 0.5 });
+    bands.push([`${arm.label} 95% high`, `${arm.label} 95% low`, faded(color)]);
+  }
+  const chart = new Chart(`${metric}: mean over seeds, 95% band`, { xLabel: "epoch", logY, bands });
+  chart.box.id = "bands";
+  chart.update(series);
+  return chart.box;
 }
 
 // ------------------------------------------------------------------ job page
@@ -277,11 +369,23 @@ async function jobPage(jobId) {
   if (FINISHED.has(job.status)) cancelButton.disabled = true;
 
   let pending = false;
+  const chartOf = new Map();  // metric -> Chart, kept across redraws
   function draw() {
     pending = false;
     const x = axis.value;
-    const seen = new Set();
-    charts.replaceChildren(...(job.metrics || kind.metrics).map((metric) => {
+    const metrics = job.metrics || kind.metrics;
+    for (const metric of metrics) {
+      const logY = kind.lower_is_better.includes(metric) || metric.includes("loss");
+      const current = chartOf.get(metric);
+      if (!current || current.xLabel !== x) {
+        if (current) current.destroy();
+        chartOf.set(metric, new Chart(metric, { xLabel: x, logY }));
+      }
+    }
+    if (charts.children.length !== metrics.length || [...chartOf.values()].some((c) => !c.box.isConnected)) {
+      charts.replaceChildren(...metrics.map((m) => chartOf.get(m).box));
+    }
+    for (const metric of metrics) {
       const series = [...runs.values()].map((run) => {
         let elapsed = 0;
         const points = [];
@@ -290,15 +394,11 @@ async function jobPage(jobId) {
           const xv = x === "examples" ? r.examples_seen : x === "seconds" ? elapsed : r[position];
           if (r[metric] !== null && r[metric] !== undefined) points.push([xv, r[metric]]);
         }
-        const key = `${metric}:${run.label}`;
-        const first = !seen.has(key);
-        seen.add(key);
         const seed = run.seed === null ? "" : ` seed ${run.seed}`;
-        return { label: `${run.label}${seed}`, arm: run.label, color: color(run), points, first };
+        return { label: `${run.label}${seed}`, color: color(run), points };
       });
-      const logY = kind.lower_is_better.includes(metric) || metric.includes("loss");
-      return lineChart(metric, series, x, logY);
-    }));
+      chartOf.get(metric).update(series);
+    }
   }
   const schedule = () => { if (!pending) { pending = true; requestAnimationFrame(draw); } };
 
@@ -319,7 +419,10 @@ async function jobPage(jobId) {
   async function loadComparison() {
     try {
       const answer = await api("GET", `/jobs/${jobId}/comparison`);
-      comparison.replaceChildren(comparisonTable(answer.table), ...(answer.kind === "tune" ? tuning(answer) : []));
+      const colorOf = (label) => COLORS[Math.max(0, arms.indexOf(label)) % COLORS.length];
+      comparison.replaceChildren(
+        ...(answer.kind === "train" ? [bandChart(answer, colorOf)].filter((b) => b) : []),
+        comparisonTable(answer.table), ...(answer.kind === "tune" ? tuning(answer) : []));
       for (const img of document.querySelectorAll("img.view")) {
         img.src = `/jobs/${jobId}/plot.png?view=${img.dataset.view}&t=${Date.now()}`;
       }
