@@ -5,11 +5,13 @@ import tempfile
 
 import uvicorn
 
+from core.logs import config, configure
 from core.settings import get_settings
 
 
 def main() -> None:
     settings = get_settings()
+    configure(settings, service="api")
     if settings.api_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Several processes answer scrapes: each writes its series where any can sum them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="optarena-api-metrics-")
@@ -20,6 +22,10 @@ def main() -> None:
         port=settings.api_port,
         workers=settings.api_workers,
         log_level=settings.log_level.lower(),
+        # Every process (one per worker) logs through core.logs; requests are logged by
+        # api.logs.RequestLog, with the job they are about, instead of uvicorn's access log.
+        log_config=config(settings, service="api"),
+        access_log=False,
     )
 
 

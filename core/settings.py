@@ -160,6 +160,11 @@ class Settings(BaseSettings):
     deterministic_ops: bool = True
     worker_concurrency: int = 1
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description="json: one object a line with job_id, run_id, attempt and worker (for a "
+        "log pipeline); text: readable lines (scripts/dev sets it).",
+    )
 
     @model_validator(mode="after")
     def _passwords_into_urls(self) -> "Settings":

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 
+from core import logs
 from core.settings import Settings, get_settings
 from worker.celery_app import app
 
@@ -36,6 +37,7 @@ def require_gpu(settings: Settings) -> None:
 
 def main() -> None:
     settings = get_settings()
+    logs.configure(settings, service="worker")
     if settings.require_gpu:
         require_gpu(settings)
     if settings.worker_metrics_port:
@@ -47,6 +49,8 @@ def main() -> None:
         serve(settings.worker_metrics_port)
     app.worker_main(
         [
+            # The start-up banner is text on stdout: kept for people, left out of JSON logs.
+            *(["--quiet"] if settings.log_format == "json" else []),
             "worker",
             f"--loglevel={settings.log_level}",
             f"--concurrency={settings.worker_concurrency}",

@@ -1,8 +1,19 @@
 """The Celery application of the training workers. Importing it never imports Keras."""
 
-from celery import Celery
+from typing import Any
 
+from celery import Celery
+from celery.signals import setup_logging
+
+from core import logs
 from core.settings import Settings, get_settings
+
+
+@setup_logging.connect  # type: ignore[untyped-decorator]
+def _logging(**_: Any) -> None:
+    """Celery leaves logging to core.logs (a receiver here stops it configuring its own);
+    the pool processes inherit it when they fork."""
+    logs.configure(get_settings(), service="worker")
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
 from tenacity.wait import wait_random_exponential
 
-from core import progress
+from core import logs, progress
 from core.artifacts import checkpoint_key, open_store
 from core.db import one_statement, transaction
 from core.kinds import parse_job
@@ -118,6 +118,10 @@ class Heartbeat(threading.Thread):
         self.cancelled = False
 
     def run(self) -> None:
+        with logs.fields(run_id=str(self.run_id), attempt=self.attempt, worker=self.ctx.name):
+            self.beat()
+
+    def beat(self) -> None:
         while not self.halt.wait(self.ctx.settings.heartbeat_seconds):
             try:
                 with transaction(self.ctx.sessions) as session:
@@ -146,6 +150,10 @@ class CancelWatch(threading.Thread):
         self.cancelled = False
 
     def run(self) -> None:
+        with logs.fields(job_id=str(self.job_id), worker=self.ctx.name):
+            self.watch()
+
+    def watch(self) -> None:
         while not self.cancelled and not self.halt.is_set():
             try:
                 self.cancelled = cancel_requested(self.job_id, self.ctx)
@@ -187,6 +195,7 @@ def _claim(session: Session, run_id: uuid.UUID, ctx: WorkerContext) -> list[Clai
         log.info("run %s is %s (ended or alive elsewhere); skipping", run_id, current.status)
         return "skipped"
     job_id = run.job_id
+    logs.bind(job_id=str(job_id), attempt=run.attempt)
     job = jobs.get(job_id)
     assert job is not None
     if job.cancel_requested_at is not None:

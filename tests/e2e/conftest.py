@@ -75,6 +75,7 @@ def start_service(name: str, tmp: Path, *, extra_path: Path | None = None) -> It
         "OPTARENA_RATE_LIMIT_PER_MINUTE": "0",
         "OPTARENA_MAX_ACTIVE_RUNS_PER_OWNER": "100000",
         "OPTARENA_WORKER_METRICS_PORT": str(free_port()),
+        "OPTARENA_LOG_FORMAT": "json",
     }
     if extra_path is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(extra_path), env.get("PYTHONPATH", "")])

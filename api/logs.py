@@ -1,0 +1,54 @@
+"""A log line per request, with the job or run it is about, and those fields on every line
+the request logs while it runs."""
+
+import logging
+import re
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.logs import fields
+
+log = logging.getLogger("api.request")
+ABOUT = re.compile(r"^/(jobs|runs)/([0-9a-fA-F-]{36})(?:[/.]|$)")
+
+
+def about(path: str) -> dict[str, str]:
+    """`/jobs/<id>/metrics` is about that job; `/runs/<id>/model.keras` about that run."""
+    found = ABOUT.match(path)
+    if found is None:
+        return {}
+    return {"job_id" if found.group(1) == "jobs" else "run_id": found.group(2).lower()}
+
+
+class RequestLog:
+    """ASGI middleware: `request` lines with method, path, status and milliseconds."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        with fields(**about(scope["path"])):
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status[0],
+                        "ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
