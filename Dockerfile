@@ -22,7 +22,9 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY scripts/requirements ./scripts/requirements
 
 FROM base AS api
-RUN python scripts/requirements > /tmp/requirements.txt \
+# API_EXTRAS=monitoring: the same image with Flower (compose's flower service).
+ARG API_EXTRAS=""
+RUN python scripts/requirements "$API_EXTRAS" > /tmp/requirements.txt \
     && pip install -c constraints.txt -r /tmp/requirements.txt
 COPY --from=source /src ./
 RUN pip install --no-deps ./client .

@@ -134,6 +134,19 @@ class Settings(BaseSettings):
         description="GET /metrics (Prometheus) answers without a key; otherwise it needs an "
         "admin key (a scrape config's bearer token). Open it only on a private network.",
     )
+    task_events: bool = Field(
+        default=False,
+        description="Workers send Celery's task events, which Flower shows (compose turns "
+        "them on).",
+    )
+    flower_host: str = "127.0.0.1"
+    flower_port: int = 5555
+    flower_user: str = "admin"
+    flower_password: SecretStr | None = Field(
+        default=None,
+        description="Flower's basic-auth password (python -m worker.flower refuses to start "
+        "without one).",
+    )
     worker_metrics_port: int = Field(
         default=0,
         ge=0,

@@ -58,6 +58,8 @@ def main() -> None:
             f"--queues={settings.task_queue}",
             "--without-gossip",
             "--without-mingle",
+            # Flower's view of tasks (compose turns them on).
+            *(["--task-events"] if settings.task_events else []),
         ]
     )
 

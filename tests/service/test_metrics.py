@@ -60,3 +60,39 @@ def test_metrics_need_an_admin_key_unless_made_public(
     public = test_settings.model_copy(update={"metrics_public": True})
     with TestClient(create_app(public)) as open_client:
         assert open_client.get("/metrics").status_code == 200
+
+
+def exported_series(text: str) -> set[str]:
+    """Every series name a scrape of this text can hold: a counter's `_total`, a histogram's
+    `_bucket`, `_sum` and `_count`, even before a sample exists."""
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        names.add(family.name)
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+        names.update(family.name + suffix for suffix in suffixes.get(family.type, ()))
+    return names
+
+
+def test_the_grafana_dashboard_asks_only_for_series_the_service_exports(
+    client: TestClient,
+) -> None:
+    import json
+
+    from prometheus_client import REGISTRY, generate_latest
+
+    import worker.metrics  # noqa: F401 (registers the worker's series here, as in a worker)
+    from tests.conftest import ROOT
+
+    api = client.get("/metrics", headers=auth("admin")).text
+    exported = exported_series(api) | exported_series(generate_latest(REGISTRY).decode())
+    dashboard = json.loads(
+        (ROOT / "deploy" / "grafana" / "dashboards" / "optarena.json").read_text()
+    )
+    asked = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\boptarena_[a-z_]+", target["expr"])
+    }
+    assert len(asked) >= 10
+    assert asked <= exported, sorted(asked - exported)

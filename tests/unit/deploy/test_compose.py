@@ -17,7 +17,9 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 SERVICES: dict[str, Any] = yaml.safe_load(COMPOSE)["services"]  # anchors and merges resolved
 WORKERS = [name for name in SERVICES if name.startswith("worker-")]
 GPU_WORKERS = [name for name in WORKERS if name.startswith("worker-gpu")]
-LONG_RUNNING = ["postgres", "redis", "api", "minio", *WORKERS]
+LONG_RUNNING = ["postgres", "redis", "api", "minio", "flower", "prometheus", "grafana", *WORKERS]
+PROFILES = sorted({p for service in SERVICES.values() for p in service.get("profiles", [])})
+DEPLOY = ROOT / "deploy"
 
 
 def compose_commands() -> dict[str, str]:
@@ -103,8 +105,64 @@ def test_the_source_stage_holds_every_package_the_images_install() -> None:
 def test_compose_file_is_valid_with_every_profile() -> None:
     if shutil.which("docker-compose") is None:
         pytest.fail("docker-compose is missing; scripts/test installs Debian's package")
-    for profile in ([], ["--profile", "cpu"], ["--profile", "s3"], ["--profile", "gpu-1"]):
+    assert {"cpu", "s3", "monitoring", "gpu-1", "gpu-7"} <= set(PROFILES)
+    for profile in (
+        [],
+        *(["--profile", p] for p in PROFILES),
+        [f"--profile={p}" for p in PROFILES],
+    ):
         subprocess.run(["docker-compose", *profile, "config", "-q"], cwd=ROOT, check=True)
+
+
+def test_the_monitoring_profile_runs_flower_prometheus_and_grafana() -> None:
+    for name in ("flower", "prometheus", "grafana"):
+        assert SERVICES[name]["profiles"] == ["monitoring"], name
+    flower = SERVICES["flower"]
+    assert flower["command"] == ["python", "-m", "worker.flower"]
+    assert flower["build"]["args"]["API_EXTRAS"] == "monitoring"
+    assert flower["environment"]["OPTARENA_FLOWER_PASSWORD"].startswith("${FLOWER_PASSWORD")
+    for name in WORKERS:  # Flower sees tasks only when the workers send their events
+        assert SERVICES[name]["environment"]["OPTARENA_TASK_EVENTS"] == "true", name
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), (name, source)
+
+
+def test_prometheus_scrapes_the_api_with_a_key_and_every_worker_on_its_metrics_port() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    api = jobs["optarena-api"]
+    assert api["static_configs"][0]["targets"] == ["api:8000"]
+    assert api["authorization"]["credentials_file"] == "/etc/prometheus/secrets/api-key"
+    [found] = jobs["optarena-workers"]["dns_sd_configs"]
+    assert set(found["names"]) == set(WORKERS)
+    ports = {SERVICES[w]["environment"]["OPTARENA_WORKER_METRICS_PORT"] for w in WORKERS}
+    assert ports == {str(found["port"])}
+    # the key itself is never committed
+    ignored = (DEPLOY / "prometheus" / "secrets" / ".gitignore").read_text().split()
+    assert ignored == ["*", "!.gitignore"]
+
+
+def test_grafana_is_provisioned_with_the_prometheus_source_and_the_dashboard() -> None:
+    import json
+
+    provisioning = DEPLOY / "grafana" / "provisioning"
+    [source] = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert source["url"] == "http://prometheus:9090"
+    [provider] = yaml.safe_load((provisioning / "dashboards" / "optarena.yml").read_text())[
+        "providers"
+    ]
+    mounted = dict(v.split(":")[:2] for v in SERVICES["grafana"]["volumes"] if v.startswith("./"))
+    assert mounted["./deploy/grafana/dashboards"] == provider["options"]["path"]
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "optarena.json").read_text())
+    titles = {panel["title"] for panel in dashboard["panels"]}
+    assert {"Queue depth", "Runs by status", "Epochs per second", "Epoch to client lag"} <= titles
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == source["uid"], panel["title"]
 
 
 def test_the_api_and_workers_share_the_artifact_volume_and_workers_get_time_to_hand_back() -> None:
