@@ -3,13 +3,13 @@
 import re
 import shutil
 import subprocess
-import sys
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.unit.deploy.test_locks import locked_versions
 
 COMPOSE = (ROOT / "docker-compose.yml").read_text()
 DEV = (ROOT / "scripts" / "dev").read_text()
@@ -45,7 +45,7 @@ def test_one_gpu_worker_per_gpu_each_refusing_to_start_without_one() -> None:
         assert service["environment"]["OPTARENA_REQUIRE_GPU"] == "true"
         # Inside the container the reserved GPU is the only one: no index to get wrong.
         assert "CUDA_VISIBLE_DEVICES" not in service["environment"]
-        assert service["build"]["args"]["WORKER_EXTRAS"] == "worker,gpu"
+        assert service["build"]["args"]["WORKER_LOCK"] == "worker-gpu"
     assert devices == {
         "worker-gpu": ["0"],
         **{f"worker-gpu-{i}": [str(i)] for i in range(1, 8)},
@@ -57,16 +57,12 @@ def test_one_gpu_worker_per_gpu_each_refusing_to_start_without_one() -> None:
 def test_the_cpu_worker_is_a_profile_whose_image_has_no_cuda_wheels() -> None:
     cpu = SERVICES["worker-cpu"]
     assert cpu["profiles"] == ["cpu"] and cpu["environment"]["CUDA_VISIBLE_DEVICES"] == ""
-    assert cpu["build"]["args"]["WORKER_EXTRAS"] == "worker,cpu"
-    listed = subprocess.run(
-        [sys.executable, "scripts/requirements", "worker,cpu"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert any(r.startswith("tensorflow-cpu==") for r in listed)
-    assert not any("cuda" in r for r in listed)
+    assert cpu["build"]["args"]["WORKER_LOCK"] == "worker-cpu"
+    locked = locked_versions(ROOT / "requirements" / "worker-cpu.txt")
+    assert "tensorflow-cpu" in locked and "tensorflow" not in locked
+    assert not any("cuda" in name or name.startswith("nvidia") for name in locked)
+    gpu = locked_versions(ROOT / "requirements" / "worker-gpu.txt")
+    assert "tensorflow" in gpu and any(name.startswith("nvidia-cudnn") for name in gpu)
 
 
 def test_services_restart_workers_are_pinged_and_reap_their_children() -> None:
@@ -90,7 +86,7 @@ def stages() -> dict[str, str]:
 def test_the_images_install_dependencies_before_the_source() -> None:
     for name in ("api", "worker"):
         stage = stages()[name]
-        deps = stage.index("pip install -c constraints.txt -r")
+        deps = stage.index("pip install --require-hashes -r")
         assert deps < stage.index("COPY --from=source"), stage
         # the client's command, with the server's `keys` added
         assert "pip install --no-deps ./client ." in stage
@@ -98,8 +94,23 @@ def test_the_images_install_dependencies_before_the_source() -> None:
 
 def test_the_source_stage_holds_every_package_the_images_install() -> None:
     source = stages()["source"]
-    for part in ("core", "api", "worker", "cli", "client", "migrations", "alembic.ini"):
-        assert f"COPY {part} /src/" in source, part
+    copied = {
+        part
+        for line in source.splitlines()
+        if line.startswith("COPY ")
+        for part in line.split()[1:-1]
+    }
+    parts = (
+        "core",
+        "api",
+        "worker",
+        "cli",
+        "client",
+        "migrations",
+        "alembic.ini",
+        "pyproject.toml",
+    )
+    assert set(parts) <= copied, sorted(set(parts) - copied)
 
 
 def test_compose_file_is_valid_with_every_profile() -> None:
@@ -119,7 +130,8 @@ def test_the_monitoring_profile_runs_flower_prometheus_and_grafana() -> None:
         assert SERVICES[name]["profiles"] == ["monitoring"], name
     flower = SERVICES["flower"]
     assert flower["command"] == ["python", "-m", "worker.flower"]
-    assert flower["build"]["args"]["API_EXTRAS"] == "monitoring"
+    assert flower["build"]["args"]["API_LOCK"] == "monitoring"
+    assert "flower" in locked_versions(ROOT / "requirements" / "monitoring.txt")
     assert flower["environment"]["OPTARENA_FLOWER_PASSWORD"].startswith("${FLOWER_PASSWORD")
     for name in WORKERS:  # Flower sees tasks only when the workers send their events
         assert SERVICES[name]["environment"]["OPTARENA_TASK_EVENTS"] == "true", name
