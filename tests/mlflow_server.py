@@ -4,6 +4,7 @@ environment of its own (.data/venv-mlflow): MLflow is never a dependency of opta
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,18 +14,20 @@ import httpx
 from tests.conftest import ROOT, wait_for
 
 VENV = ROOT / ".data" / "venv-mlflow"
-MLFLOW = "mlflow==3.17.2"
+# pyproject's test-only dependency group
+GROUP = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["mlflow-server"]
 
 
 def mlflow_python() -> Path:
-    """The venv's Python, the venv made with MLflow (and psycopg2 for a Postgres backend) on
-    first use."""
+    """The venv's Python, the venv made with the `mlflow-server` group (MLflow, and psycopg2
+    for a Postgres backend) on first use and again when the group changes."""
     python = VENV / "bin" / "python"
-    if not (VENV / "bin" / "mlflow").exists():
+    stamp = VENV / ".installed"
+    want = "\n".join(GROUP)
+    if not (VENV / "bin" / "mlflow").exists() or not stamp.exists() or stamp.read_text() != want:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", MLFLOW, "psycopg2-binary"], check=True
-        )
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *GROUP], check=True)
+        stamp.write_text(want)
     return python
 
 

@@ -77,8 +77,9 @@ def _by_run(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
 
 
 def to_tensorboard(client: Client, job: JobRef, directory: str | Path) -> list[Path]:
-    """One event-file directory per run under `directory`; `tensorboard --logdir` it. A run
-    exported again gets a fresh directory's file replaced, not appended to."""
+    """One event-file directory per run under `directory`; `tensorboard --logdir` it.
+    Exporting again replaces each run's event file (a finished run then has all its epochs
+    once, not twice)."""
     ident, root = job_id(job), Path(directory)
     found = client.job(ident)
     records = _by_run(client.records(ident))
