@@ -125,3 +125,76 @@ def test_submit_reads_a_job_file_and_says_when_it_cannot(tmp_path: Any) -> None:
     (tmp_path / "list.json").write_text("[1]")
     with pytest.raises(ValueError, match="one JSON object"):
         client.submit(str(tmp_path / "list.json"))
+
+
+def sse_server(
+    events: list[tuple[str, dict[str, Any]]], runs: list[dict[str, Any]]
+) -> httpx.MockTransport:
+    """A job whose event stream is these (event, data) and whose runs are these; a second
+    read of the job shows a run added while it ran."""
+    later = {**RUN, "id": "r2", "seed": 4, "budget": 2, "status": "queued"}
+    reads = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/jobs/j1":
+            reads.append(1)
+            found = runs if len(reads) == 1 else [*runs, later]
+            status = "succeeded" if len(reads) > 2 else "running"
+            body = {"id": "j1", "unit": "epoch", "metrics": ["val_loss"], "runs": found}
+            return httpx.Response(200, json=body | {"status": status})
+        text = "".join(
+            f"event: {name}\nid: {i}\ndata: {json.dumps(data)}\n\n"
+            for i, (name, data) in enumerate(events, start=1)
+        )
+        return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+
+    return httpx.MockTransport(handle)
+
+
+def test_wait_moves_a_bar_per_run_and_adds_the_runs_a_job_adds() -> None:
+    from optarena_client import progress
+
+    made: list[progress.TqdmBars] = []
+
+    class Kept(progress.TqdmBars):
+        def __init__(self, unit: str) -> None:
+            super().__init__(unit)
+            made.append(self)
+
+        def close(self) -> None:  # keep the bars readable after the wait
+            pass
+
+    first = {**RUN, "budget": 2, "status": "queued"}
+    events = [
+        ("run", {"run_id": "r1", "status": "running"}),
+        ("record", {"run_id": "r1", "epoch": 1, "val_loss": 0.5}),
+        ("record", {"run_id": "r1", "epoch": 2, "val_loss": 0.25}),
+        ("run", {"run_id": "r1", "status": "succeeded"}),
+        ("record", {"run_id": "r2", "epoch": 2, "val_loss": 0.3}),
+        ("run", {"run_id": "r2", "status": "failed", "error": "diverged"}),
+        ("done", {"status": "succeeded"}),
+    ]
+    original = progress.TqdmBars
+    progress.TqdmBars = Kept  # type: ignore[misc]
+    try:
+        client = Client("http://api", transport=sse_server(events, [first]))
+        done = client.wait("j1", progress="tqdm")
+    finally:
+        progress.TqdmBars = original  # type: ignore[misc]
+    assert done["status"] == "succeeded"
+    [bars] = made
+    assert {run_id: bar.n for run_id, bar in bars.bars.items()} == {"r1": 2, "r2": 2}
+    assert "val_loss 0.25" in bars.bars["r1"].postfix
+    assert "[succeeded]" in bars.bars["r1"].desc
+    assert "[failed: diverged]" in bars.bars["r2"].desc
+
+
+def test_progress_is_rich_tqdm_or_none_and_nothing_else() -> None:
+    from optarena_client.progress import NoBars, RichBars, make_bars
+
+    assert isinstance(make_bars(False, unit="epoch"), NoBars)
+    rich = make_bars(True, unit="epoch")  # not in Jupyter: rich
+    assert isinstance(rich, RichBars)
+    rich.close()
+    with pytest.raises(ValueError, match="'rich' or 'tqdm'"):
+        make_bars("bars", unit="epoch")
