@@ -118,6 +118,13 @@ def test_a_notebook_script_runs_with_only_the_client_installed(
     assert sorted(found["ranking"]) == ["adam(lr=0.003)", "sgd"]
     assert found["png"] == b"\x89PNG".hex() and picture.read_bytes().startswith(b"\x89PNG")
     assert "2/2 epochs" in ran.stderr  # the progress bars, on stderr
+    elsewhere = subprocess.run(
+        [str(python.parent / "optarena"), "keys", "create", "--owner", "x"],
+        capture_output=True,
+        text=True,
+        env={**as_user(service), "COLUMNS": "200"},
+    )  # the server's command, absent here, says where to run it
+    assert elsewhere.returncode == 2 and "comes with the server" in elsewhere.stderr
     job_id = service.http.get("/jobs", params={"limit": 1}).json()["items"][0]["id"]
     stored = [r for r in records(service, job_id) if r["epoch"] == 2]
     runs = {r["id"]: r["label"] for r in service.http.get(f"/jobs/{job_id}").json()["runs"]}

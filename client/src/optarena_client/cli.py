@@ -515,10 +515,30 @@ def _upload(send: Any) -> dict[str, Any]:
 
 
 def add_plugins() -> None:
-    """Sub-commands of installed plug-ins: the server's distribution adds `keys`."""
+    """Sub-commands of installed plug-ins: the server's distribution adds `keys`. Without
+    the server, `keys` says where to run it."""
     for plugin in entry_points(group="optarena.cli"):
         if not any(group.name == plugin.name for group in app.registered_groups):
             app.add_typer(plugin.load(), name=plugin.name)
+    if not any(group.name == "keys" for group in app.registered_groups) and not any(
+        command.name == "keys" for command in app.registered_commands
+    ):
+        app.command(
+            "keys",
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+            help="API keys: the server's command (it needs the server's database).",
+        )(_keys_elsewhere)
+
+
+def _keys_elsewhere() -> None:
+    err.print(
+        "optarena keys needs the server's database, so it comes with the server, not the "
+        "client: run it where the server is installed (scripts/dev: .venv/bin/optarena keys "
+        "create --owner you; compose: docker compose exec -T api optarena keys create "
+        "--owner you)",
+        highlight=False,
+    )
+    raise typer.Exit(2)
 
 
 def main() -> None:
