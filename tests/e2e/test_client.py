@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 from tests.e2e.conftest import Service, free_port
 from tests.mlflow_server import mlflow_server
 
@@ -164,6 +164,57 @@ def test_export_to_tensorboard_reads_back_with_tbparse(
         assert mine_hp["optimizer.learning_rate"] == pytest.approx(
             run["optimizer"]["learning_rate"]
         )
+    read_by_tensorboard(logdir, runs=4)
+
+
+def read_by_tensorboard(logdir: Path, *, runs: int) -> None:
+    """TensorBoard itself, serving the directory: every run's scalars, and the hparams
+    dashboard's experiment (inferred from the runs' session records) with each session."""
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(logdir)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--reload_interval", "1"]
+    board = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def tags() -> dict[str, Any] | None:
+        if board.poll() is not None:
+            raise AssertionError("tensorboard exited")
+        try:
+            found: dict[str, Any] = httpx.get(f"{url}/data/plugin/scalars/tags", timeout=10).json()
+        except (httpx.TransportError, ValueError):
+            return None
+        return found if len(found) == runs else None
+
+    try:
+        found = wait_for("tensorboard to read every run", tags, timeout=180, every=0.5)
+        assert all({"val_loss", "val_accuracy"} <= set(run) for run in found.values())
+        experiment = httpx.post(
+            f"{url}/data/plugin/hparams/experiment", json={"experimentName": ""}, timeout=30
+        ).json()
+        names = {info["name"] for info in experiment["hparamInfos"]}
+        assert {"optimizer", "optimizer.learning_rate", "batch_size", "seed"} <= names
+        groups = httpx.post(
+            f"{url}/data/plugin/hparams/session_groups",
+            json={
+                "experimentName": "",
+                "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+                "colParams": [],
+                "startIndex": 0,
+                "sliceSize": 100,
+            },
+            timeout=30,
+        ).json()
+        assert groups["totalSize"] == runs
+        for group in groups["sessionGroups"]:
+            [session] = group["sessions"]
+            assert session["status"] == "STATUS_SUCCESS"
+    finally:
+        board.terminate()
+        board.wait(timeout=30)
 
 
 def test_export_to_a_real_mlflow_server_and_again_adds_nothing(
