@@ -11,6 +11,8 @@ from core.logs import fields
 
 log = logging.getLogger("api.request")
 ABOUT = re.compile(r"^/(jobs|runs)/([0-9a-fA-F-]{36})(?:[/.]|$)")
+# Probes and scrapes arrive every few seconds: their lines are debug, not info.
+QUIET = {"/healthz", "/readyz", "/metrics"}
 
 
 def about(path: str) -> dict[str, str]:
@@ -43,7 +45,8 @@ class RequestLog:
             try:
                 await self.app(scope, receive, sending)
             finally:
-                log.info(
+                log.log(
+                    logging.DEBUG if scope["path"] in QUIET else logging.INFO,
                     "request",
                     extra={
                         "method": scope["method"],
