@@ -4,7 +4,11 @@ then the live stream), beside the write they replaced, from one run:
 - one record at a time: median latency of a call;
 - 8 concurrent writers into one job, as 8 worker processes and as 8 threads of one process
   (a fused group's arms): records a second, each record its own call; the job's cursor is
-  checked gap-free and every record stored once afterwards.
+  checked gap-free and every record stored once afterwards;
+- a fused group's epoch (8 records a call) on one connection of a new database, early and
+  after the table has grown by 20,000 records, beside revision 20261201_0007's batch
+  function, whose check for stored positions could become a scan of the whole table for the
+  connection's life.
 
 The baseline is the earlier write, kept here to measure it: a transaction of five round
 trips (lock the job row, look for stored positions, bump the counter, insert, commit), the
@@ -31,7 +35,7 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.api_rig import database
-from core.db import make_engine, make_session_factory, transaction
+from core.db import make_engine, make_session_factory, one_statement, transaction
 from core.kinds.train.records import TrainRecord
 from core.models import Job, RecordRow
 from core.records import Record, Sequenced
@@ -39,7 +43,7 @@ from core.repositories import JobRepository
 from core.runs import RunPlan
 from core.settings import Settings
 from core.stream import MetricsStream, make_redis
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, ROOT
 from worker.service import WorkerContext, store_records
 
 SINGLES, WRITERS, EACH = 500, 8, 250
@@ -184,6 +188,54 @@ def concurrent(how: str, db_url: str, ctx: WorkerContext, *, processes: bool) ->
     return WRITERS * EACH / seconds
 
 
+GROWTH, GROUP = 20_000, 8
+
+
+def fused_epochs(ctx: WorkerContext, function: str) -> tuple[float, float]:
+    """Median ms of an 8-record call, the first 200 calls and 200 calls after GROWTH more
+    records, all on one pooled connection (as a worker holds one)."""
+    job_id, runs = new_job(ctx)
+    epoch = iter(range(1, 10**7))
+
+    def call() -> float:
+        n = next(epoch)
+        rows = [
+            {"ord": i, "run_id": str(r), "position": n, "time": "2026-12-02T00:00:00+00:00"}
+            | {"data": {"run_id": str(r), "epoch": n, "loss": 1.0}}
+            for i, r in enumerate(runs[:GROUP])
+        ]
+        started = time.perf_counter()
+        with one_statement(ctx.sessions) as session:
+            session.execute(
+                text(f"SELECT * FROM {function}(:job, CAST(:rows AS jsonb))"),
+                {"job": job_id, "rows": json.dumps(rows)},
+            ).all()
+        return time.perf_counter() - started
+
+    early = statistics.median(call() for _ in range(200))
+    for _ in range(GROWTH // GROUP):
+        call()
+    late = statistics.median(call() for _ in range(200))
+    return 1000 * early, 1000 * late
+
+
+def install_0007_function(ctx: WorkerContext) -> str:
+    """Revision 20261201_0007's batch function beside the current one, under another name."""
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    path = ROOT / "migrations" / "versions" / "2026_12_02_record_write_single.py"
+    spec = spec_from_file_location("revision_20261202_0008", path)
+    assert spec is not None and spec.loader is not None
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    old = module.batch_function_of_0007().replace(
+        "FUNCTION optarena_add_records(", "FUNCTION optarena_add_records_0007("
+    )
+    with one_statement(ctx.sessions) as session:
+        session.execute(text(old))
+    return "optarena_add_records_0007"
+
+
 def _count(ctx: WorkerContext, job_id: uuid.UUID) -> int:
     with ctx.sessions() as session:
         return int(
@@ -209,11 +261,21 @@ def main() -> None:
                 "processes": concurrent(how, db_url, ctx, processes=True),
                 "threads": concurrent(how, db_url, ctx, processes=False),
             }
+    # each on an empty database of its own, as a new deployment starts (a plan that
+    # PL/pgSQL keeps is made on the table as it is then)
+    for how in WRITES:
+        with database(f"optarena_bench_fused_{how}") as db_url:
+            fresh = context(db_url)
+            function = "optarena_add_records" if how == "optarena" else install_0007_function(fresh)
+            early, late = fused_epochs(fresh, function)
+        found[how] |= {"fused_early": early, "fused_late": late}
     print(f"{'epoch records into one job':<48}{'optarena':>10}{'baseline':>10}{'ratio':>8}")
     for label, key, better in (
         ("one record a call (ms, median)", "one_ms", lambda a, b: b / a),
         ("8 writer processes (records/s)", "processes", lambda a, b: a / b),
         ("8 writer threads, one process (records/s)", "threads", lambda a, b: a / b),
+        ("a fused epoch, 8 records a call (ms)", "fused_early", lambda a, b: b / a),
+        (f"the same after {GROWTH:,} more records (ms)", "fused_late", lambda a, b: b / a),
     ):
         ours, theirs = found["optarena"][key], found["baseline"][key]
         print(f"{label:<48}{ours:>10.2f}{theirs:>10.2f}{better(ours, theirs):>7.1f}x")
@@ -224,6 +286,12 @@ def main() -> None:
                 "target_ms": 1.0,
                 "processes_records_per_second": round(found["optarena"]["processes"]),
                 "target_records_per_second": 2000,
+                "fused_epoch_ms": [
+                    round(found["optarena"][k], 2) for k in ("fused_early", "fused_late")
+                ],
+                "fused_epoch_ms_0007": [
+                    round(found["baseline"][k], 2) for k in ("fused_early", "fused_late")
+                ],
             }
         )
     )

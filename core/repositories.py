@@ -476,6 +476,10 @@ class RunRepository:
         return done is not None
 
 
+def compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
 class RecordRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -483,13 +487,38 @@ class RecordRepository:
     def add_many(self, *, job_id: uuid.UUID, records: Sequence[Record]) -> list[Sequenced]:
         """Store records under the job's next sequence numbers; those stored, numbered.
 
-        One call of `optarena_add_records` (migration 20261201_0007): the job row is locked
-        first, so numbers are committed in order and without gaps (a reader that saw n has
-        seen every record up to n); records whose run and position are stored already (a
-        retried epoch) are skipped under that lock and take no number.
+        One call of `optarena_add_records` (migration 20261201_0007), or for one record of
+        `optarena_add_record` (20261202_0008, the epoch-by-epoch write): the job row is
+        locked first, so numbers are committed in order and without gaps (a reader that saw
+        n has seen every record up to n); records whose run and position are stored already
+        (a retried epoch) are skipped under that lock and take no number.
         """
         if not records:
             return []
+        try:
+            if len(records) == 1:
+                return self._add_one(job_id, records[0])
+            return self._add_batch(job_id, records)
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) == NO_DATA_FOUND:
+                raise LookupError(f"job {job_id} does not exist") from error
+            raise
+
+    def _add_one(self, job_id: uuid.UUID, record: Record) -> list[Sequenced]:
+        data = record.stored()
+        # The driver's own statement (no text() to bind): this runs once an epoch a run,
+        # and SQLAlchemy's statement handling was a fifth of the call.
+        seq = (
+            self.session.connection()
+            .exec_driver_sql(
+                "SELECT optarena_add_record(%s, %s, %s, %s, %s::jsonb)",
+                (job_id, record.run_id, record.position, record.time, compact(data)),
+            )
+            .scalar()
+        )
+        return [] if seq is None else [Sequenced(seq=int(seq), data=data)]
+
+    def _add_batch(self, job_id: uuid.UUID, records: Sequence[Record]) -> list[Sequenced]:
         data = [record.stored() for record in records]
         rows = [
             {
@@ -501,17 +530,10 @@ class RecordRepository:
             }
             for i, (record, stored) in enumerate(zip(records, data, strict=True))
         ]
-        try:
-            numbered = self.session.execute(
-                text(
-                    "SELECT out_ord, out_seq FROM optarena_add_records(:job, CAST(:rows AS jsonb))"
-                ),
-                {"job": job_id, "rows": json.dumps(rows, separators=(",", ":"))},
-            ).all()
-        except DBAPIError as error:
-            if getattr(error.orig, "sqlstate", None) == NO_DATA_FOUND:
-                raise LookupError(f"job {job_id} does not exist") from error
-            raise
+        numbered = self.session.execute(
+            text("SELECT out_ord, out_seq FROM optarena_add_records(:job, CAST(:rows AS jsonb))"),
+            {"job": job_id, "rows": compact(rows)},
+        ).all()
         return [Sequenced(seq=seq, data=data[ord_]) for ord_, seq in numbered]
 
     def after(self, job_id: uuid.UUID, *, cursor: int, limit: int) -> list[Sequenced]:

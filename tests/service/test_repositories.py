@@ -144,6 +144,41 @@ def test_writers_racing_on_one_position_store_it_once_and_leave_no_gap(
     assert sorted(d["epoch"] for d in data if d["run_id"] == str(a)) == list(range(1, 21))
 
 
+def test_single_record_writers_racing_on_one_position_store_it_once_and_leave_no_gap(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The epoch-by-epoch write (one record a call, optarena_add_record) keeps the batch's
+    rules: every writer repeats run a's epochs, each stored once; no number is skipped."""
+    job_id, (a, b) = make_job(sessions)
+    barrier = threading.Barrier(8)
+    numbers: list[int] = []
+    skipped: list[int] = []
+
+    def write(i: int) -> None:
+        barrier.wait()
+        for epoch in range(1, 21):
+            for rec in (record(a, epoch), record(b, 100 * i + epoch)):
+                with one_statement(sessions) as session:
+                    stored = RecordRepository(session).add_many(job_id=job_id, records=[rec])
+                numbers.extend(s.seq for s in stored)
+                skipped.extend([] if stored else [rec.position])
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(numbers) == list(range(1, 20 + 8 * 20 + 1))
+    assert len(skipped) == 7 * 20  # run a's epochs: one writer stores each, seven skip it
+    with sessions() as session:
+        data = RecordRepository(session).for_jobs([job_id])
+        job = JobRepository(session).get(job_id)
+    assert sorted(d["epoch"] for d in data if d["run_id"] == str(a)) == list(range(1, 21))
+    assert job is not None and job.metrics_seq == 180
+    with pytest.raises(LookupError, match="does not exist"), one_statement(sessions) as session:
+        RecordRepository(session).add_many(job_id=uuid.uuid4(), records=[record(a, 4)])
+
+
 def test_any_kinds_records_share_the_stored_shape(sessions: sessionmaker[Session]) -> None:
     job_id, (a, _) = make_job(sessions)
     step = RaceRecord(
