@@ -273,7 +273,7 @@ class Chart {
     const index = new Map(shown.map((s, i) => [s.label, i + 1]));
     const chart = this;
     this.plot = new uPlot({
-      width: 440,
+      width: this.width(),
       height: 260,
       scales: { x: { time: false }, y: { distr: this.logY ? 3 : 1 } },
       axes: [{ label: this.xLabel, size: 40 }, { size: 60 }],
@@ -296,6 +296,17 @@ class Chart {
       },
     }, data, this.body);
     this.box.uplot = this.plot;  // for the browser tests and the console
+  }
+
+  // The box's width (the grid's column), so the chart fills it; followed when it changes.
+  width() {
+    if (!this.resizing && window.ResizeObserver) {
+      this.resizing = new ResizeObserver(() => {
+        if (this.plot) this.plot.setSize({ width: this.width(), height: 260 });
+      });
+      this.resizing.observe(this.body);
+    }
+    return Math.max(320, Math.floor(this.body.clientWidth || 440));
   }
 
   destroy() {
