@@ -23,7 +23,7 @@ def main() -> None:
         workers=settings.api_workers,
         log_level=settings.log_level.lower(),
         # Every process (one per worker) logs through core.logs; requests are logged by
-        # api.logs.RequestLog, with the job they are about, instead of uvicorn's access log.
+        # api.logs.RequestObserver, with the job they are about, instead of uvicorn's access log.
         log_config=config(settings, service="api"),
         access_log=False,
     )

@@ -13,8 +13,7 @@ from limits.storage import RedisStorage
 from api import auth, errors, openapi
 from api.background import Background
 from api.limits import BodyLimit
-from api.logs import RequestLog
-from api.metrics import RequestMetrics
+from api.logs import RequestObserver
 from api.queue import Broker
 from api.routes import catalog, comparisons, events, health, jobs, scores, uploads
 from api.routes.events import Snapshots
@@ -96,8 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         larger={("POST", "/datasets"), ("POST", "/models")},
         larger_max_bytes=settings.max_upload_bytes + 64 * 1024,
     )
-    app.add_middleware(RequestMetrics)  # outside the limit: a refused body is counted too
-    app.add_middleware(RequestLog)  # the outermost: every line of a request has its job
+    # The outermost: a refused body is counted and logged too, and every line of a request
+    # names its job.
+    app.add_middleware(RequestObserver)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -1,5 +1,5 @@
-"""A log line per request, with the job or run it is about, and those fields on every line
-the request logs while it runs."""
+"""Every HTTP request observed once: counted and timed for Prometheus, and a log line with
+the job or run it is about (those fields on every line the request logs while it runs)."""
 
 import logging
 import re
@@ -7,6 +7,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.metrics import observe_end, observe_headers
 from core.logs import fields
 
 log = logging.getLogger("api.request")
@@ -23,8 +24,9 @@ def about(path: str) -> dict[str, str]:
     return {"job_id" if found.group(1) == "jobs" else "run_id": found.group(2).lower()}
 
 
-class RequestLog:
-    """ASGI middleware: `request` lines with method, path, status and milliseconds."""
+class RequestObserver:
+    """ASGI middleware: the metrics of every request, and its `request` line with method,
+    path, status and milliseconds."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -39,12 +41,14 @@ class RequestLog:
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                observe_headers(scope, time.perf_counter() - started)
             await send(message)
 
         with fields(**about(scope["path"])):
             try:
                 await self.app(scope, receive, sending)
             finally:
+                observe_end(scope, status[0])
                 log.log(
                     logging.DEBUG if scope["path"] in QUIET else logging.INFO,
                     "request",
