@@ -3,9 +3,10 @@ training with a user's defaults: epoch-0 evaluation, validation every epoch, che
 test set at the end, every record into Postgres and Redis, the trained model kept, the outcome
 stored) beside a bare `model.fit` of the same model, data split, seed and epochs, in one run.
 
-Two bare baselines: `fit` alone, as a tutorial writes it, and `fit` with the same validation
-data every epoch (the numbers the run records; the like-for-like figure). The worker is warm:
-a short run trains first, so no figure pays for importing or tracing.
+Three bare baselines: `fit` alone, as a tutorial writes it; `fit` with the same validation
+data every epoch (the numbers the run records; the like-for-like figure); and that `fit`
+compiled with the worker's `steps_per_execution` (what the worker's speed comes from). The
+worker is warm: a short run trains first, so no figure pays for importing or tracing.
 
 Run: .venv/bin/python benchmarks/overhead.py (Postgres and Redis as for the tests; Fashion-MNIST
 from OPTARENA_FASHION_MNIST_DIR, default Debian's). REPEATS=3 by default; medians are shown."""
@@ -46,7 +47,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
 MODEL = {"preset": "mlp", "hidden_units": [128], "dropout": 0.0}
 
 
-def bare(spec: TrainSpec, cache: Path, *, validate: bool) -> float:
+def bare(spec: TrainSpec, cache: Path, *, validate: bool, steps_per_execution: int = 1) -> float:
     """The tutorial's model, written by hand, fitted on the run's own split."""
     data = load_dataset(spec.dataset, seed=SEED, cache_dir=cache, fashion_mnist_dir=FASHION)
     keras.utils.set_random_seed(SEED)
@@ -62,6 +63,7 @@ def bare(spec: TrainSpec, cache: Path, *, validate: bool) -> float:
         optimizer="adam",
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
     )
     extra: dict[str, Any] = {}
     if validate:
@@ -114,23 +116,37 @@ def main() -> None:
                 continue
             body = common | workload
             spec = TrainSpec.model_validate(body)
-            times: dict[str, list[float]] = {"bare": [], "bare+val": [], "service": []}
+            times: dict[str, list[float]] = {
+                "bare": [],
+                "bare+val": [],
+                "bare+val+steps": [],
+                "service": [],
+            }
+            cache, steps = settings.dataset_cache_dir, settings.steps_per_execution
             for _ in range(REPEATS):
-                times["bare"].append(bare(spec, settings.dataset_cache_dir, validate=False))
-                times["bare+val"].append(bare(spec, settings.dataset_cache_dir, validate=True))
+                times["bare"].append(bare(spec, cache, validate=False))
+                times["bare+val"].append(bare(spec, cache, validate=True))
+                times["bare+val+steps"].append(
+                    bare(spec, cache, validate=True, steps_per_execution=steps)
+                )
                 times["service"].append(service_run(client, ctx, body))
             median = {k: statistics.median(v) for k, v in times.items()}
             rows.append((f"{name}, {spec.max_epochs} epochs, batch {BATCH}", median))
+    steps = settings.steps_per_execution
     print(
-        f"{'workload':<32}{'bare fit s':>11}{'fit+val s':>11}{'service s':>11}"
-        f"{'vs fit':>8}{'vs fit+val':>12}"
+        f"{'workload':<32}{'bare fit s':>11}{'fit+val s':>11}{f'+{steps} a call s':>15}"
+        f"{'service s':>11}{'vs fit':>8}{'vs fit+val':>12}{f'vs +{steps} a call':>16}"
     )
     for label, m in rows:
         print(
-            f"{label:<32}{m['bare']:>11.2f}{m['bare+val']:>11.2f}{m['service']:>11.2f}"
-            f"{m['service'] / m['bare']:>8.2f}{m['service'] / m['bare+val']:>12.2f}"
+            f"{label:<32}{m['bare']:>11.2f}{m['bare+val']:>11.2f}{m['bare+val+steps']:>15.2f}"
+            f"{m['service']:>11.2f}{m['service'] / m['bare']:>8.2f}"
+            f"{m['service'] / m['bare+val']:>12.2f}{m['service'] / m['bare+val+steps']:>16.2f}"
         )
-    print(f"(medians of {REPEATS}; {os.cpu_count()} CPUs, backend {keras.backend.backend()})")
+    print(
+        f"(medians of {REPEATS}; {os.cpu_count()} CPUs, backend {keras.backend.backend()}; "
+        f"the worker runs {steps} steps a call)"
+    )
 
 
 if __name__ == "__main__":

@@ -163,6 +163,14 @@ class Settings(BaseSettings):
         description="The most runs a worker trains together in one compiled step (runs of a "
         "job that differ only in their optimizer); 1: every run trains alone.",
     )
+    steps_per_execution: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Training steps a worker runs in one call of the compiled step "
+        "(TensorFlow's backend): fewer calls from Python, the same numbers; a cancel is heard "
+        "up to this many steps later.",
+    )
     keras_backend: str = "tensorflow"
     require_gpu: bool = Field(
         default=False,

@@ -48,6 +48,8 @@ class RunContext:
     keep_trained_model: bool = True
     # The uploads the job names, by id.
     uploads: Mapping[Any, Stored] = field(default_factory=dict)
+    # Training steps in one call of the compiled step (where the backend allows it).
+    steps_per_execution: int = 1
 
 
 # paused: checkpointed at a position where its group decides (a tuning job's rung).

@@ -294,6 +294,7 @@ def _run(
                 fashion_mnist_dir=ctx.settings.fashion_mnist_dir,
                 keep_trained_model=ctx.settings.trained_model_retention_seconds > 0,
                 uploads=uploads,
+                steps_per_execution=ctx.settings.steps_per_execution,
             )
             for claimed, heart in zip(group, hearts, strict=True)
         ]

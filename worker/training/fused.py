@@ -66,6 +66,42 @@ class EpochBatches(keras.utils.PyDataset):
         return self.x[chosen], y if self.arms == 1 else tuple([y] * self.arms)
 
 
+class EpochTensors:
+    """The batches of `EpochBatches` as a tf.data pipeline (TensorFlow's backend), so fit
+    gathers each batch in its graph instead of calling Python per step.
+
+    One epoch at a time: `dataset` yields that epoch's batches (a known count, so fit starts
+    it anew each epoch, after `on_epoch_begin`, and never reads into the next), in the order
+    `begin(epoch)` set, which a callback calls at `on_epoch_begin`. Several steps may then run
+    in one call of the compiled step (`steps_per_execution`), none crossing an epoch's end."""
+
+    def __init__(
+        self, x: np.ndarray, y: np.ndarray, *, seed: int, batch_size: int, arms: int
+    ) -> None:
+        import tensorflow as tf
+
+        self.seed, self.n = seed, len(x)
+        self.steps = math.ceil(self.n / batch_size)
+        self.epoch: int | None = None
+        examples, targets = tf.constant(x), tf.constant(y)
+        self._order = tf.Variable(tf.zeros([self.n], tf.int64), trainable=False)
+        order = self._order
+
+        def take(positions: Any) -> tuple[Any, Any]:
+            chosen = tf.gather(order, positions)
+            batch, wanted = tf.gather(examples, chosen), tf.gather(targets, chosen)
+            return batch, wanted if arms == 1 else tuple([wanted] * arms)
+
+        self.dataset = (
+            tf.data.Dataset.range(self.n).batch(batch_size).map(take).prefetch(tf.data.AUTOTUNE)
+        )
+
+    def begin(self, epoch: int) -> None:
+        """Order the examples for 1-based `epoch`, before its batches are read."""
+        self._order.assign(epoch_order(self.seed, epoch - 1, self.n))
+        self.epoch = epoch
+
+
 class ExampleMeanLoss(keras.metrics.Mean):
     """An output's loss averaged over examples, as fit's own loss tracker averages it (Keras's
     per-output loss counts a short last batch as a whole one)."""
@@ -99,12 +135,18 @@ class Group:
         models: Sequence[keras.Model],
         optimizers: Sequence[keras.optimizers.Optimizer],
         objective: Objective,
+        *,
+        steps_per_execution: int = 1,
     ) -> None:
         self.models, self.optimizers, self.objective = list(models), list(optimizers), objective
+        self.steps_per_execution = steps_per_execution
         if len(models) == 1:
             self.model = models[0]
             self.model.compile(
-                optimizer=optimizers[0], loss=objective.loss(), metrics=objective.metrics()
+                optimizer=optimizers[0],
+                loss=objective.loss(),
+                metrics=objective.metrics(),
+                steps_per_execution=steps_per_execution,
             )
             self.optimizer = optimizers[0]
             return
@@ -124,6 +166,7 @@ class Group:
             optimizer=self.optimizer,
             loss=losses,
             metrics=[[ExampleMeanLoss(loss), *objective.metrics()] for loss in losses],
+            steps_per_execution=steps_per_execution,
         )
 
     def __len__(self) -> int:

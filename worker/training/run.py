@@ -26,7 +26,7 @@ from worker.runs import RunFailed, RunHooks, RunOutcome, Status
 from worker.training import checkpoints
 from worker.training.callbacks import EpochDriver, finite
 from worker.training.datasets import Dataset, load_dataset
-from worker.training.fused import EpochBatches, Group, has_regularization
+from worker.training.fused import EpochBatches, EpochTensors, Group, has_regularization
 from worker.training.fused import epoch_order as epoch_order  # where tests look for it
 from worker.training.models import build_model, load_uploaded_model, weights_sha256
 from worker.training.objective import Objective, objective_of
@@ -62,6 +62,10 @@ class TrainingPlan:
     # Epochs after which the run pauses (checkpointed) for its group's decision; not part of
     # the fingerprint: a run cleared past one resumes from the same checkpoint.
     pause_at: tuple[int, ...] = ()
+    # Training steps in one call of the compiled step (TensorFlow's backend; 1 on the
+    # others). Not part of the fingerprint: the numbers are the same for any value (a test
+    # checks it), only a cancel is heard up to this many steps later.
+    steps_per_execution: int = 1
 
     def shaping(self) -> dict[str, Any]:
         """Everything that shapes the training."""
@@ -229,7 +233,7 @@ def _train_together(
     if len(arms) > 1 and has_regularization(arms[0].model):
         # a fused arm's loss would leave its regularization out: each trains alone
         return [late for arm in arms for late in _train_together([arm], data, objective, uploaded)]
-    group = Group([a.model for a in arms], [a.optimizer for a in arms], objective)
+    group = _group(arms, objective)
     group.build_optimizers()
     refused = []
     for arm in arms:
@@ -257,6 +261,18 @@ def _train_together(
     return []
 
 
+def _group(arms: list[_Arm], objective: Objective) -> Group:
+    """The arms' models compiled as one, several steps a call where the backend allows."""
+    steps = arms[0].plan.steps_per_execution if _tensorflow() else 1
+    return Group(
+        [a.model for a in arms], [a.optimizer for a in arms], objective, steps_per_execution=steps
+    )
+
+
+def _tensorflow() -> bool:
+    return bool(keras.backend.backend() == "tensorflow")
+
+
 def _fit(arms: list[_Arm], group: Group, data: Dataset, objective: Objective) -> None:
     """Fit the arms from where they stand to the budget; when some leave the group
     (diverged, cancelled, superseded) the rest go on in a new group from the next epoch."""
@@ -267,7 +283,7 @@ def _fit(arms: list[_Arm], group: Group, data: Dataset, objective: Objective) ->
             _report_initial(arms, group, data)
         while True:
             if len(group) != len(arms):
-                group = Group([a.model for a in arms], [a.optimizer for a in arms], objective)
+                group = _group(arms, objective)
                 group.build_optimizers()
             _fit_epochs(arms, group, data, plan, writer, first_epoch=arms[0].outcome.completed)
             arms = [arm for arm in arms if arm.active and arm.outcome.completed < plan.epochs]
@@ -297,14 +313,21 @@ def _fit_epochs(
     *,
     first_epoch: int,
 ) -> None:
-    batches = EpochBatches(
-        data.x_train,
-        data.y_train,
-        seed=plan.seed,
-        batch_size=plan.batch_size,
-        arms=len(group),
-        first_epoch=first_epoch + 1,
-    )
+    # The epoch's batches: in the graph on TensorFlow's backend, from Python on the others.
+    source: EpochTensors | EpochBatches
+    if _tensorflow():
+        source = EpochTensors(
+            data.x_train, data.y_train, seed=plan.seed, batch_size=plan.batch_size, arms=len(group)
+        )
+    else:
+        source = EpochBatches(
+            data.x_train,
+            data.y_train,
+            seed=plan.seed,
+            batch_size=plan.batch_size,
+            arms=len(group),
+            first_epoch=first_epoch + 1,
+        )
 
     def poll(logs: dict[str, Any]) -> bool:
         """Mid-epoch: a lone arm stops at once on a loss that is not finite; any arm stops at
@@ -323,6 +346,8 @@ def _fit_epochs(
 
     def begin(e: int) -> None:
         epoch["now"] = e
+        if isinstance(source, EpochTensors):
+            source.begin(e)
 
     def end(e: int, logs: dict[str, Any], train_seconds: float, eval_seconds: float) -> bool:
         started = time.perf_counter()
@@ -358,9 +383,13 @@ def _fit_epochs(
     validation = None
     if data.x_val is not None and data.y_val is not None:
         validation = (data.x_val, group.targets(data.y_val))
+    fed: dict[str, Any] = (
+        {"x": source.dataset}
+        if isinstance(source, EpochTensors)
+        else {"x": source, "steps_per_epoch": source.steps}
+    )
     group.model.fit(
-        batches,
-        steps_per_epoch=batches.steps,
+        **fed,
         shuffle=False,
         epochs=plan.epochs,
         initial_epoch=first_epoch,

@@ -33,6 +33,7 @@ def plan_of(ctx: RunContext, **changes: Any) -> TrainingPlan:
         uploads=ctx.uploads,
         task=spec.task or "classification",
         loss=spec.loss or "sparse_categorical_crossentropy",
+        steps_per_execution=ctx.steps_per_execution,
         **changes,
     )
 

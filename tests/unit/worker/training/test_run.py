@@ -11,6 +11,7 @@ from core.artifacts import ArtifactStore
 from core.kinds.train.records import TrainRecord
 from core.kinds.train.spec import TrainSpec
 from worker.runs import RunHooks, RunOutcome
+from worker.training import run as run_module
 from worker.training.run import TrainingPlan, epoch_order, summary, train
 
 
@@ -25,6 +26,7 @@ def run(
     model: dict | None = None,
     test_epochs: tuple[int, ...] = (),
     store: ArtifactStore | None = None,
+    steps_per_execution: int = 1,
 ) -> tuple[RunOutcome, list[TrainRecord]]:
     spec = TrainSpec.model_validate(
         {
@@ -50,6 +52,7 @@ def run(
         seed=seed,
         test_epochs=test_epochs,
         store=store,
+        steps_per_execution=steps_per_execution,
     )
     hooks = RunHooks(
         on_start=lambda sha, env: None,
@@ -78,6 +81,22 @@ def test_the_same_run_twice_gives_the_same_numbers(tmp_path: Path) -> None:
     _, first = run({"name": "adam", "learning_rate": 0.003}, tmp_path)
     _, second = run({"name": "adam", "learning_rate": 0.003}, tmp_path)
     assert curve(first) == curve(second)
+
+
+def test_steps_per_call_and_the_graph_fed_batches_change_no_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 1150 examples at batch 64 are 18 steps an epoch: calls of 7 steps end each epoch early.
+    body = {"name": "adam", "learning_rate": 0.003}
+    _, one = run(body, tmp_path, epochs=3, test_epochs=(2,))
+    _, seven = run(body, tmp_path, epochs=3, test_epochs=(2,), steps_per_execution=7)
+    assert [
+        r.model_dump(exclude={"run_id", "time", "epoch_seconds", "eval_seconds"}) for r in seven
+    ] == [r.model_dump(exclude={"run_id", "time", "epoch_seconds", "eval_seconds"}) for r in one]
+    # The batches gathered in the graph are the ones Python hands fit (other backends' path).
+    monkeypatch.setattr(run_module, "_tensorflow", lambda: False)
+    _, python_fed = run(body, tmp_path, epochs=3, test_epochs=(2,))
+    assert curve(python_fed) == curve(one)
 
 
 def test_records_cover_every_epoch_with_lr_examples_and_time(tmp_path: Path) -> None:
@@ -138,7 +157,9 @@ def test_epoch_order_depends_on_seed_and_epoch_only() -> None:
     assert not np.array_equal(epoch_order(3, 1, 100), epoch_order(3, 2, 100))
 
 
-def _resumable(run_id: uuid.UUID, tmp_path: Path, *, optimizer: Any, epochs: int) -> TrainingPlan:
+def _resumable(
+    run_id: uuid.UUID, tmp_path: Path, *, optimizer: Any, epochs: int, steps_per_execution: int = 1
+) -> TrainingPlan:
     spec = TrainSpec.model_validate(
         {
             "optimizers": [optimizer],
@@ -155,6 +176,7 @@ def _resumable(run_id: uuid.UUID, tmp_path: Path, *, optimizer: Any, epochs: int
         epochs=epochs,
         seed=3,
         store=ArtifactStore(str(tmp_path / "artifacts")),
+        steps_per_execution=steps_per_execution,
     )
 
 
@@ -176,42 +198,38 @@ RESUME_TOLERANCE = 1e-6
 
 
 @pytest.mark.parametrize(
-    "optimizer",
+    ("optimizer", "steps"),
     [
-        {
-            "name": "adam",
-            "learning_rate": {
-                "schedule": "cosine",
-                "initial_learning_rate": 0.01,
-                "decay_steps": 200,
+        (
+            {
+                "name": "adam",
+                "learning_rate": {
+                    "schedule": "cosine",
+                    "initial_learning_rate": 0.01,
+                    "decay_steps": 200,
+                },
             },
-        },
-        {"name": "sgd", "momentum": 0.9, "nesterov": True},
+            1,
+        ),
+        ({"name": "sgd", "momentum": 0.9, "nesterov": True}, 5),
     ],
 )
 def test_a_run_resumed_from_its_checkpoint_equals_the_uninterrupted_run(
-    tmp_path: Path, optimizer: Any
+    tmp_path: Path, optimizer: Any, steps: int
 ) -> None:
+    def plan(run_id: uuid.UUID) -> TrainingPlan:
+        return _resumable(
+            run_id, tmp_path, optimizer=optimizer, epochs=4, steps_per_execution=steps
+        )
+
     whole: list[TrainRecord] = []
-    train(
-        _resumable(uuid.uuid4(), tmp_path, optimizer=optimizer, epochs=4),
-        cache_dir=tmp_path,
-        hooks=_hooks(whole),
-    )
+    train(plan(uuid.uuid4()), cache_dir=tmp_path, hooks=_hooks(whole))
     run_id = uuid.uuid4()
     first: list[TrainRecord] = []
-    stopped = train(
-        _resumable(run_id, tmp_path, optimizer=optimizer, epochs=4),
-        cache_dir=tmp_path,
-        hooks=_hooks(first, hand_back_after=2),
-    )
+    stopped = train(plan(run_id), cache_dir=tmp_path, hooks=_hooks(first, hand_back_after=2))
     assert stopped.status == "handed_back" and stopped.completed == 2
     second: list[TrainRecord] = []
-    resumed = train(
-        _resumable(run_id, tmp_path, optimizer=optimizer, epochs=4),
-        cache_dir=tmp_path,
-        hooks=_hooks(second),
-    )
+    resumed = train(plan(run_id), cache_dir=tmp_path, hooks=_hooks(second))
     assert resumed.status == "succeeded" and resumed.resumed_from == 2
     assert [r.epoch for r in first] == [0, 1, 2] and [r.epoch for r in second] == [3, 4]
     assert [r.epoch for r in resumed.records] == [0, 1, 2, 3, 4]
