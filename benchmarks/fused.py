@@ -5,7 +5,8 @@ by one, seconds fused, fused seconds over one arm's, and the largest relative di
 between any fused arm's records and its solo run's (0 is bitwise).
 
 Run: .venv/bin/python benchmarks/fused.py (no services needed). On the device machine:
-KERAS_BACKEND=jax, the same command. EPOCHS=10 and BATCH=32 by default."""
+KERAS_BACKEND=jax, the same command. EPOCHS=10 and BATCH=32 by default; steps a call as the
+worker's settings say (OPTARENA_STEPS_PER_EXECUTION)."""
 
 import os
 import sys
@@ -24,11 +25,13 @@ configure_backend(os.environ.get("KERAS_BACKEND", "tensorflow"), True)
 from core.artifacts import ArtifactStore  # noqa: E402
 from core.kinds.train.records import TrainRecord  # noqa: E402
 from core.kinds.train.spec import TrainSpec  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from worker.runs import RunHooks  # noqa: E402
 from worker.training.run import TrainingPlan, train, train_group  # noqa: E402
 
 EPOCHS = int(os.environ.get("EPOCHS", "10"))
 BATCH = int(os.environ.get("BATCH", "32"))
+STEPS = Settings().steps_per_execution
 OPTIMIZERS: list[Any] = [
     "adam",
     {"name": "sgd", "momentum": 0.9},
@@ -63,6 +66,7 @@ def plans(k: int, store: ArtifactStore) -> list[TrainingPlan]:
             seed=0,
             test_epochs=tuple(spec.epochs),
             store=store,
+            steps_per_execution=STEPS,
         )
         for optimizer in spec.optimizers
     ]
@@ -96,7 +100,7 @@ def main() -> None:
             train(plan, cache_dir=cache, hooks=hooks(records))
             solo.append((time.perf_counter() - started, records))
         one = solo[0][0]
-        print(f"digits MLP-128 dropout 0.2, batch {BATCH}, {EPOCHS} epochs")
+        print(f"digits MLP-128 dropout 0.2, batch {BATCH}, {EPOCHS} epochs, {STEPS} steps a call")
         print(describe_environment())
         print(
             f"{'arms':>5}{'one by one s':>14}{'fused s':>10}{'fused / one arm':>17}"

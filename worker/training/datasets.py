@@ -7,7 +7,9 @@ import hashlib
 import io
 import pickle
 import tarfile
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -164,16 +166,47 @@ def _arrays(
         return Arrays(images, digits.target.astype("int32"))
     if spec.name == "mnist":
         path = _fetch("mnist", "mnist.npz", KERAS_ORIGIN + "mnist.npz", cache_dir)
-        with np.load(path, allow_pickle=False) as f:
-            return Arrays(
-                _images(f["x_train"]),
-                f["y_train"].astype("int32"),
-                _images(f["x_test"]),
-                f["y_test"].astype("int32"),
-            )
+
+        def mnist() -> Arrays:
+            with np.load(path, allow_pickle=False) as f:
+                return Arrays(
+                    _images(f["x_train"]),
+                    f["y_train"].astype("int32"),
+                    _images(f["x_test"]),
+                    f["y_test"].astype("int32"),
+                )
+
+        return _remembered("mnist", [path], mnist)
     if spec.name == "fashion_mnist":
         return _fashion_mnist(cache_dir / "fashion-mnist", fashion_mnist_dir)
     return _cifar10(cache_dir)
+
+
+# The named datasets a worker decoded last, by their files (path, size, modification time):
+# a warm worker's next run on the same data starts without parsing the files again.
+KEEP_DECODED = 2
+_decoded: OrderedDict[tuple[object, ...], Arrays] = OrderedDict()
+
+
+def _remembered(name: str, paths: Sequence[Path], decode: Callable[[], Arrays]) -> Arrays:
+    """`decode()`'s arrays, decoded once while `paths` stay as they are; read-only, as every
+    run of the process shares them."""
+    key: tuple[object, ...] = (name,)
+    for path in paths:
+        stat = path.stat()
+        key += (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _decoded:
+        _decoded.move_to_end(key)
+        return _decoded[key]
+    arrays = decode()
+    for part in fields(arrays):
+        value = getattr(arrays, part.name)
+        if value is not None:
+            value.setflags(write=False)
+    _decoded[key] = arrays
+    while len(_decoded) > KEEP_DECODED:
+        _decoded.popitem(last=False)
+    return arrays
 
 
 def _fashion_mnist(cache_dir: Path, system_dir: Path | None) -> Arrays:
@@ -193,7 +226,9 @@ def _fashion_mnist(cache_dir: Path, system_dir: Path | None) -> Arrays:
             x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(len(y), 28, 28)
         return _images(x), y.astype("int32")
 
-    return Arrays(*idx(paths[0], paths[1]), *idx(paths[2], paths[3]))
+    return _remembered(
+        "fashion_mnist", paths, lambda: Arrays(*idx(paths[0], paths[1]), *idx(paths[2], paths[3]))
+    )
 
 
 def synthetic(spec: SyntheticDatasetSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -257,6 +292,10 @@ def _sha256(path: Path) -> str:
 
 def _cifar10(cache_dir: Path) -> Arrays:
     archive = _fetch("cifar10", "cifar-10-python.tar.gz", CIFAR10_ORIGIN, cache_dir)
+    return _remembered("cifar10", [archive], lambda: _cifar10_arrays(archive))
+
+
+def _cifar10_arrays(archive: Path) -> Arrays:
     # Its batches are pickles, so only the official bytes are ever opened: a file placed in
     # the cache by hand must match the published SHA-256 before anything in it is unpickled.
     if _sha256(archive) != SHA256[archive.name]:

@@ -102,6 +102,13 @@ class EpochTensors:
         self.epoch = epoch
 
 
+def batched(x: np.ndarray, y: Any, batch_size: int) -> Any:
+    """(x, y) in batches, in order, as a tf.data pipeline (TensorFlow's backend)."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
 class ExampleMeanLoss(keras.metrics.Mean):
     """An output's loss averaged over examples, as fit's own loss tracker averages it (Keras's
     per-output loss counts a short last batch as a whole one)."""

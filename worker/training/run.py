@@ -26,7 +26,13 @@ from worker.runs import RunFailed, RunHooks, RunOutcome, Status
 from worker.training import checkpoints
 from worker.training.callbacks import EpochDriver, finite
 from worker.training.datasets import Dataset, load_dataset
-from worker.training.fused import EpochBatches, EpochTensors, Group, has_regularization
+from worker.training.fused import (
+    EpochBatches,
+    EpochTensors,
+    Group,
+    batched,
+    has_regularization,
+)
 from worker.training.fused import epoch_order as epoch_order  # where tests look for it
 from worker.training.models import build_model, load_uploaded_model, weights_sha256
 from worker.training.objective import Objective, objective_of
@@ -380,9 +386,9 @@ def _fit_epochs(
         return _after_epoch(arms, e, plan, writer)
 
     driver = EpochDriver(begin=begin, poll=poll, end=end, poll_seconds=arms[0].hooks.poll_seconds)
-    validation = None
+    validation: Any = None
     if data.x_val is not None and data.y_val is not None:
-        validation = (data.x_val, group.targets(data.y_val))
+        validation = _evaluation(group, data.x_val, data.y_val)
     fed: dict[str, Any] = (
         {"x": source.dataset}
         if isinstance(source, EpochTensors)
@@ -394,7 +400,7 @@ def _fit_epochs(
         epochs=plan.epochs,
         initial_epoch=first_epoch,
         validation_data=validation,
-        validation_batch_size=EVAL_BATCH,
+        validation_batch_size=None if _tensorflow() else EVAL_BATCH,
         callbacks=[driver],
         verbose=0,
     )
@@ -565,10 +571,22 @@ def save_trained_model(store: ArtifactStore, run_id: uuid.UUID, model: keras.Mod
 
 def _measured(group: Group, x: np.ndarray, y: np.ndarray) -> list[dict[str, float]]:
     """Each arm's loss and metrics on (x, y), in one pass of the group."""
-    found = group.model.evaluate(
-        x, group.targets(y), batch_size=EVAL_BATCH, verbose=0, return_dict=True
-    )
+    if _tensorflow():
+        found = group.model.evaluate(_evaluation(group, x, y), verbose=0, return_dict=True)
+    else:
+        found = group.model.evaluate(
+            x, group.targets(y), batch_size=EVAL_BATCH, verbose=0, return_dict=True
+        )
     return [
         {name: float(np.asarray(value)) for name, value in group.arm_logs(found, k).items()}
         for k in range(len(group))
     ]
+
+
+def _evaluation(group: Group, x: np.ndarray, y: np.ndarray) -> Any:
+    """(x, y) as evaluate and fit's validation take it, in batches of EVAL_BATCH in order: on
+    TensorFlow's backend a plain tf.data pipeline (the one Keras builds from arrays at every
+    call costs more than evaluating a small set); on the others the arrays."""
+    if _tensorflow():
+        return batched(x, group.targets(y), EVAL_BATCH)
+    return (x, group.targets(y))

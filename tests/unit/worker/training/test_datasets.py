@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from core.datasets import NamedDatasetSpec, SyntheticDatasetSpec
+from worker.training import datasets
 from worker.training.datasets import DatasetUnavailable, load_dataset
 
 
@@ -47,17 +48,21 @@ def test_an_official_test_set_cannot_be_replaced_by_a_split() -> None:
     assert NamedDatasetSpec.model_validate(spec.model_dump(mode="json")) == spec
 
 
-def test_fashion_mnist_is_read_from_the_debian_package_directory(tmp_path: Path) -> None:
-    system = tmp_path / "system"
-    system.mkdir()
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 30), ("t10k", 12)):
+def _fashion_files(system: Path, *, train: int, seed: int = 0) -> None:
+    system.mkdir(exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for prefix, n in (("train", train), ("t10k", 12)):
         images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
         labels = rng.integers(0, 10, size=n, dtype=np.uint8)
         with gzip.open(system / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
             f.write(b"\0" * 16 + images.tobytes())
         with gzip.open(system / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
             f.write(b"\0" * 8 + labels.tobytes())
+
+
+def test_fashion_mnist_is_read_from_the_debian_package_directory(tmp_path: Path) -> None:
+    system = tmp_path / "system"
+    _fashion_files(system, train=30)
     data = load_dataset(
         NamedDatasetSpec(name="fashion_mnist", validation_split=0.0),
         seed=0,
@@ -66,6 +71,27 @@ def test_fashion_mnist_is_read_from_the_debian_package_directory(tmp_path: Path)
     )
     assert len(data.x_train) == 30 and data.x_test is not None and len(data.x_test) == 12
     assert data.x_train.max() <= 1.0 and not (tmp_path / "cache").exists()
+
+
+def test_a_worker_decodes_a_dataset_once_until_its_files_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system = tmp_path / "system"
+    _fashion_files(system, train=30)
+    decoded = []
+    images = datasets._images
+    monkeypatch.setattr(datasets, "_images", lambda raw: decoded.append(1) or images(raw))
+    spec = NamedDatasetSpec(name="fashion_mnist", validation_split=0.2)
+
+    def load(seed: int) -> datasets.Dataset:
+        return load_dataset(spec, seed=seed, cache_dir=tmp_path / "cache", fashion_mnist_dir=system)
+
+    first, second = load(0), load(1)
+    assert len(decoded) == 2  # train and test images, once for both runs
+    assert not np.array_equal(first.x_train, second.x_train)  # each seed its own split
+    assert first.x_test is second.x_test and not first.x_test.flags.writeable
+    _fashion_files(system, train=40, seed=1)  # the files replaced: decoded anew
+    assert len(load(0).x_train) == 32 and len(decoded) == 4
 
 
 def test_limit_takes_the_same_subset_for_every_seed(tmp_path: Path) -> None:
