@@ -81,8 +81,6 @@ class EpochTensors:
         import tensorflow as tf
 
         self.seed, self.n = seed, len(x)
-        self.steps = math.ceil(self.n / batch_size)
-        self.epoch: int | None = None
         examples, targets = tf.constant(x), tf.constant(y)
         self._order = tf.Variable(tf.zeros([self.n], tf.int64), trainable=False)
         order = self._order
@@ -99,7 +97,6 @@ class EpochTensors:
     def begin(self, epoch: int) -> None:
         """Order the examples for 1-based `epoch`, before its batches are read."""
         self._order.assign(epoch_order(self.seed, epoch - 1, self.n))
-        self.epoch = epoch
 
 
 def batched(x: np.ndarray, y: Any, batch_size: int) -> Any:
@@ -146,7 +143,6 @@ class Group:
         steps_per_execution: int = 1,
     ) -> None:
         self.models, self.optimizers, self.objective = list(models), list(optimizers), objective
-        self.steps_per_execution = steps_per_execution
         if len(models) == 1:
             self.model = models[0]
             self.model.compile(
