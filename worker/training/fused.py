@@ -175,8 +175,15 @@ class Group:
     def __len__(self) -> int:
         return len(self.models)
 
-    def build_optimizers(self) -> None:
-        """Create every arm's optimizer variables (before a checkpoint is put into them)."""
+    def build(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Create every variable the step needs, from a batch's shapes alone: the compiled
+        metrics' and losses' (which TensorFlow's backend would otherwise create inside the
+        first trace of evaluate's step, so tf.function traces that step twice) and every
+        arm's optimizer's (before a checkpoint is put into them). No number moves: no
+        example is seen, no random generator is drawn."""
+        build = getattr(self.model, "_symbolic_build", None)
+        if build is not None:  # Keras 3's trainer; without it, the first trace builds them
+            build(data_batch=(x[:1], self.targets(y[:1])))
         if not self.optimizer.built:
             self.optimizer.build(self.model.trainable_variables)
 

@@ -240,7 +240,7 @@ def _train_together(
         # a fused arm's loss would leave its regularization out: each trains alone
         return [late for arm in arms for late in _train_together([arm], data, objective, uploaded)]
     group = _group(arms, objective)
-    group.build_optimizers()
+    group.build(data.x_train, data.y_train)
     refused = []
     for arm in arms:
         assert arm.model is not None
@@ -290,7 +290,7 @@ def _fit(arms: list[_Arm], group: Group, data: Dataset, objective: Objective) ->
         while True:
             if len(group) != len(arms):
                 group = _group(arms, objective)
-                group.build_optimizers()
+                group.build(data.x_train, data.y_train)
             _fit_epochs(arms, group, data, plan, writer, first_epoch=arms[0].outcome.completed)
             arms = [arm for arm in arms if arm.active and arm.outcome.completed < plan.epochs]
             if not arms:

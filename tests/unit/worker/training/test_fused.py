@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from core.artifacts import ArtifactStore
@@ -238,3 +239,44 @@ def test_epochs_shorter_than_the_poll_interval_are_polled_on_time(
             driver.on_train_batch_end(batch)
     assert len(polled) >= 3, polled  # 3 s of training, a poll at least each second
     assert all(b - a <= 1.0 + 0.2 + 1e-9 for a, b in itertools.pairwise(polled))
+
+
+@pytest.mark.parametrize("arms", [1, 2])
+def test_a_built_group_evaluates_and_trains_without_creating_a_variable(arms: int) -> None:
+    """A variable made inside a step's first trace makes tf.function trace it again (a
+    fused group's costliest second): `build` makes every one beforehand."""
+    keras = pytest.importorskip("keras")
+    tf = pytest.importorskip("tensorflow")
+    from worker.training.fused import Group, batched
+    from worker.training.objective import Objective
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the double trace is tf.function's")
+    objective = Objective("classification", "sparse_categorical_crossentropy", 10, None)
+    models = []
+    for _ in range(arms):
+        keras.utils.set_random_seed(0)
+        models.append(
+            keras.Sequential(
+                [
+                    keras.Input((8,)),
+                    keras.layers.Dense(4, activation="relu"),
+                    keras.layers.Dense(10),
+                ]
+            )
+        )
+    optimizers = [keras.optimizers.Adam(), keras.optimizers.SGD()][:arms]
+    group = Group(models, optimizers, objective, steps_per_execution=4)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 8), dtype=np.float32), rng.integers(0, 10, 40)
+    group.build(x, y)
+    made: list[str] = []
+
+    def creator(next_creator: Any, **kwargs: Any) -> Any:
+        made.append(str(kwargs.get("name")))
+        return next_creator(**kwargs)
+
+    with tf.variable_creator_scope(creator):
+        group.model.evaluate(batched(x, group.targets(y), 16), verbose=0)
+        group.model.fit(batched(x, group.targets(y), 16), epochs=1, verbose=0)
+    assert made == []
