@@ -63,7 +63,9 @@ _AUTOCOMMIT: "weakref.WeakKeyDictionary[Engine, sessionmaker[Session]]" = (
 def _autocommit_twin(factory: sessionmaker[Session]) -> sessionmaker[Session]:
     """Sessions on an autocommit twin of the factory's engine: its own small pool whose
     connections are set to autocommit once, when made (switching a pooled connection there
-    and back would cost two round trips a use)."""
+    and back would cost two round trips a use). Not pinged when checked out (a ping is a
+    round trip, as long as the statement): a connection Postgres dropped fails the statement
+    with a disconnect, which invalidates the pool, and the caller retries (with_retries)."""
     engine: Engine = factory.kw["bind"]
     twin = _AUTOCOMMIT.get(engine)
     if twin is None:
@@ -71,7 +73,7 @@ def _autocommit_twin(factory: sessionmaker[Session]) -> sessionmaker[Session]:
             create_engine(
                 engine.url,
                 isolation_level="AUTOCOMMIT",
-                pool_pre_ping=True,
+                pool_pre_ping=False,
                 pool_size=2,
                 max_overflow=10,
             ),
@@ -86,7 +88,8 @@ def _autocommit_twin(factory: sessionmaker[Session]) -> sessionmaker[Session]:
 def one_statement(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A unit of work that is one statement, committed by Postgres as it runs (autocommit):
     one round trip instead of BEGIN, the statement and COMMIT. Only for a block that executes
-    a single statement, which is all or nothing like any transaction."""
+    a single idempotent statement, which is all or nothing like any transaction, under a
+    retry of disconnects (the connection is not pinged first)."""
     with _autocommit_twin(factory)() as session:
         yield session
         run_after_commit(session)
