@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -55,41 +55,35 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         run_after_commit(session)
 
 
-_AUTOCOMMIT: "weakref.WeakKeyDictionary[Engine, sessionmaker[Session]]" = (
-    weakref.WeakKeyDictionary()
-)
+_AUTOCOMMIT: "weakref.WeakKeyDictionary[Engine, Engine]" = weakref.WeakKeyDictionary()
 
 
-def _autocommit_twin(factory: sessionmaker[Session]) -> sessionmaker[Session]:
-    """Sessions on an autocommit twin of the factory's engine: its own small pool whose
-    connections are set to autocommit once, when made (switching a pooled connection there
-    and back would cost two round trips a use). Not pinged when checked out (a ping is a
-    round trip, as long as the statement): a connection Postgres dropped fails the statement
-    with a disconnect, which invalidates the pool, and the caller retries (with_retries)."""
+def _autocommit_twin(factory: sessionmaker[Session]) -> Engine:
+    """An autocommit twin of the factory's engine: its own small pool whose connections are
+    set to autocommit once, when made (switching a pooled connection there and back would
+    cost two round trips a use). Not pinged when checked out (a ping is a round trip, as long
+    as the statement): a connection Postgres dropped fails the statement with a disconnect,
+    which invalidates the pool, and the caller retries (with_retries)."""
     engine: Engine = factory.kw["bind"]
     twin = _AUTOCOMMIT.get(engine)
     if twin is None:
-        twin = sessionmaker(
-            create_engine(
-                engine.url,
-                isolation_level="AUTOCOMMIT",
-                pool_pre_ping=False,
-                pool_size=2,
-                max_overflow=10,
-            ),
-            expire_on_commit=False,
-            info=factory.kw.get("info", {}),
+        twin = create_engine(
+            engine.url,
+            isolation_level="AUTOCOMMIT",
+            pool_pre_ping=False,
+            pool_size=2,
+            max_overflow=10,
         )
         _AUTOCOMMIT[engine] = twin
     return twin
 
 
 @contextmanager
-def one_statement(factory: sessionmaker[Session]) -> Iterator[Session]:
+def one_statement(factory: sessionmaker[Session]) -> Iterator[Connection]:
     """A unit of work that is one statement, committed by Postgres as it runs (autocommit):
-    one round trip instead of BEGIN, the statement and COMMIT. Only for a block that executes
-    a single idempotent statement, which is all or nothing like any transaction, under a
-    retry of disconnects (the connection is not pinged first)."""
-    with _autocommit_twin(factory)() as session:
-        yield session
-        run_after_commit(session)
+    one round trip instead of BEGIN, the statement and COMMIT, on a plain connection (an ORM
+    session around it cost more than the statement). Only for a block that executes a single
+    idempotent statement, which is all or nothing like any transaction, under a retry of
+    disconnects (the connection is not pinged first); nothing runs after a commit here."""
+    with _autocommit_twin(factory).connect() as connection:
+        yield connection

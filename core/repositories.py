@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     Select,
     Text,
     and_,
@@ -481,7 +482,9 @@ def compact(value: Any) -> str:
 
 
 class RecordRepository:
-    def __init__(self, session: Session) -> None:
+    """Records on a session, or on a plain connection (`core.db.one_statement`: the write)."""
+
+    def __init__(self, session: Session | Connection) -> None:
         self.session = session
 
     def add_many(self, *, job_id: uuid.UUID, records: Sequence[Record]) -> list[Sequenced]:
@@ -508,14 +511,13 @@ class RecordRepository:
         data = record.stored()
         # The driver's own statement (no text() to bind): this runs once an epoch a run,
         # and SQLAlchemy's statement handling was a fifth of the call.
-        seq = (
-            self.session.connection()
-            .exec_driver_sql(
-                "SELECT optarena_add_record(%s, %s, %s, %s, %s::jsonb)",
-                (job_id, record.run_id, record.position, record.time, compact(data)),
-            )
-            .scalar()
+        connection = (
+            self.session.connection() if isinstance(self.session, Session) else self.session
         )
+        seq = connection.exec_driver_sql(
+            "SELECT optarena_add_record(%s, %s, %s, %s, %s::jsonb)",
+            (job_id, record.run_id, record.position, record.time, compact(data)),
+        ).scalar()
         return [] if seq is None else [Sequenced(seq=int(seq), data=data)]
 
     def _add_batch(self, job_id: uuid.UUID, records: Sequence[Record]) -> list[Sequenced]:

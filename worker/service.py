@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
@@ -77,19 +78,37 @@ def _transient(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
-def with_retries(
-    ctx: WorkerContext, what: str, work: Callable[[Session], T], *, single: bool = False
-) -> T:
+def with_retries(ctx: WorkerContext, what: str, work: Callable[[Session], T]) -> T:
     """Run a unit of work in its own transaction, retrying while Postgres is unreachable (up
     to OPTARENA_DB_RETRY_SECONDS, waits growing to 5 s with full jitter, so workers do not
     all come back at once): a short outage delays an epoch, it never loses one. Every unit
     retried here is idempotent (records are keyed by run and position)."""
 
-    unit = one_statement if single else transaction
+    def once() -> T:
+        with transaction(ctx.sessions) as session:
+            return work(session)
+
+    return _retried(ctx, what, once)
+
+
+def with_one_statement(ctx: WorkerContext, what: str, work: Callable[[Connection], T]) -> T:
+    """`with_retries` for a unit that is one statement, run in autocommit on a plain
+    connection (`core.db.one_statement`): the epoch's record write."""
 
     def once() -> T:
-        with unit(ctx.sessions) as session:
-            return work(session)
+        with one_statement(ctx.sessions) as connection:
+            return work(connection)
+
+    return _retried(ctx, what, once)
+
+
+def _retried(ctx: WorkerContext, what: str, once: Callable[[], T]) -> T:
+    try:
+        return once()  # the common case, without building the retry's machinery
+    except Exception as error:
+        if not _transient(error) or ctx.settings.db_retry_seconds <= 0:
+            raise
+        log.warning("%s: Postgres unreachable (%s); retrying", what, error)
 
     def warn(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -418,11 +437,10 @@ def store_records(
     job_id: uuid.UUID, records: Sequence[Record], ctx: WorkerContext
 ) -> list[Sequenced]:
     """Postgres first (the records), then the live stream; a retried position is stored once."""
-    stored = with_retries(
+    stored = with_one_statement(
         ctx,
         f"store {len(records)} records of job {job_id}",
-        lambda s: RecordRepository(s).add_many(job_id=job_id, records=records),
-        single=True,  # add_many is one statement
+        lambda connection: RecordRepository(connection).add_many(job_id=job_id, records=records),
     )
     if stored:
         metrics.stored(stored)
