@@ -2,12 +2,14 @@
 
 Arms that share the seed, the data, the model and the batch size differ only in their
 optimizer. Each arm keeps its own model (built from the seed, so every arm starts from the
-same weights with the same dropout generators) and its own optimizer; a group puts the K
-models side by side behind one input, so one fit runs K forward and backward passes per step,
-and `keras.optimizers.MultiOptimizer` hands each model's gradients to that arm's optimizer.
-The gradient of the summed loss with respect to one arm's weights is that arm's own gradient,
-so each arm computes what it would alone (tests/unit/worker/training/test_fused.py checks
-it). A group of one is the arm's model compiled as it is."""
+same weights with the same dropout generators) and its own optimizer, and one fit runs the K
+forward and backward passes in each step. On TensorFlow's backend `SharedStep` traces one
+arm's pass once and calls it with each arm's weights; on the others a group puts the K models
+side by side behind one input, and `keras.optimizers.MultiOptimizer` hands each model's
+gradients to that arm's optimizer (the gradient of the summed loss with respect to one arm's
+weights is that arm's own). Either way each arm computes what it would alone
+(tests/unit/worker/training/test_fused.py checks it). A group of one is the arm's model
+compiled as it is."""
 
 import math
 from collections.abc import Sequence
@@ -130,6 +132,118 @@ def has_regularization(model: keras.Model) -> bool:
     return False
 
 
+class SharedStep(keras.Model):
+    """K arms trained side by side on TensorFlow's backend, one arm's pass traced once.
+
+    Every arm's model has the same structure, so one function computes any arm's step from
+    that arm's weights and state (`stateless_call` of the first model, given another arm's
+    values): the forward pass, the loss, the gradients and the metrics' new state. It is
+    traced once and called K times in the compiled step, where putting the K models side
+    by side traced K copies of it (most of a fused job's first epoch). Each arm's own
+    optimizer applies that arm's gradients to its own weights, and its dropout generators and
+    metrics move on from their own state, so each arm computes exactly what it computes alone.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[keras.Model],
+        optimizers: Sequence[keras.optimizers.Optimizer],
+        objective: Objective,
+    ) -> None:
+        import tensorflow as tf
+
+        super().__init__(name=f"fused_{len(models)}")
+        self.arms = list(models)
+        self._optimizers = tuple(optimizers)
+        self._template = models[0]
+        self._loss = objective.loss()
+        # each arm's running loss (over examples, as fit's own) and metrics; the template's
+        # metrics only compute new states from values given to them, they keep none
+        self.arm_losses = [
+            keras.metrics.Mean(name=f"arm_{k}_example_loss") for k in range(len(models))
+        ]
+        self.arm_metrics = [objective.metrics() for _ in models]
+        self._template_loss = keras.metrics.Mean(name="example_loss")
+        self._template_metrics = objective.metrics()
+        self.train_arm = tf.function(self._train_arm, reduce_retracing=True, autograph=False)
+        self.test_arm = tf.function(self._test_arm, reduce_retracing=True, autograph=False)
+        self.built = True
+
+    def call(self, x: Any, training: bool = False) -> list[Any]:
+        return [model(x, training=training) for model in self.arms]
+
+    @property
+    def metrics(self) -> list[Any]:
+        return [m for k, loss in enumerate(self.arm_losses) for m in (loss, *self.arm_metrics[k])]
+
+    def _measure(self, y: Any, predicted: Any, loss: Any, states: Any) -> list[Any]:
+        """The metrics' new states after this batch, from their states before it."""
+        import tensorflow as tf
+
+        batch = tf.shape(predicted)[0]
+        new = [self._template_loss.stateless_update_state(states[0], loss, sample_weight=batch)]
+        for metric, state in zip(self._template_metrics, states[1:], strict=True):
+            new.append(metric.stateless_update_state(state, y, predicted))
+        return new
+
+    def _train_arm(self, trainable: Any, other: Any, states: Any, x: Any, y: Any) -> Any:
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(trainable)
+            predicted, other = self._template.stateless_call(trainable, other, x, training=True)
+            loss = self._loss(y, predicted)
+        gradients = tape.gradient(loss, trainable)
+        return gradients, other, self._measure(y, predicted, loss, states)
+
+    def _test_arm(self, trainable: Any, other: Any, states: Any, x: Any, y: Any) -> Any:
+        predicted, _ = self._template.stateless_call(trainable, other, x, training=False)
+        return self._measure(y, predicted, self._loss(y, predicted), states)
+
+    def _states(self, k: int) -> list[list[Any]]:
+        return [[v.value for v in m.variables] for m in (self.arm_losses[k], *self.arm_metrics[k])]
+
+    def _update(self, k: int, states: Any) -> dict[str, Any]:
+        logs = {}
+        for metric, state in zip((self.arm_losses[k], *self.arm_metrics[k]), states, strict=True):
+            for variable, value in zip(metric.variables, state, strict=True):
+                variable.assign(value)
+            name = metric.name if metric is self.arm_losses[k] else f"arm_{k}_{metric.name}"
+            logs[name] = metric.result()
+        return logs
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        x, targets = data[0], data[1]
+        logs: dict[str, Any] = {}
+        for k, (model, optimizer) in enumerate(zip(self.arms, self._optimizers, strict=True)):
+            gradients, other, states = self.train_arm(
+                [v.value for v in model.trainable_variables],
+                [v.value for v in model.non_trainable_variables],
+                self._states(k),
+                x,
+                targets[k],
+            )
+            for variable, value in zip(model.non_trainable_variables, other, strict=True):
+                variable.assign(value)
+            optimizer.apply(gradients, model.trainable_variables)
+            logs |= self._update(k, states)
+        return logs
+
+    def test_step(self, data: Any) -> dict[str, Any]:
+        x, targets = data[0], data[1]
+        logs: dict[str, Any] = {}
+        for k, model in enumerate(self.arms):
+            states = self.test_arm(
+                [v.value for v in model.trainable_variables],
+                [v.value for v in model.non_trainable_variables],
+                self._states(k),
+                x,
+                targets[k],
+            )
+            logs |= self._update(k, states)
+        return logs
+
+
 class Group:
     """K arms' models compiled as one: `model` trains them, `arm_logs` reads one arm's numbers
     out of fit's and evaluate's logs."""
@@ -153,17 +267,23 @@ class Group:
             )
             self.optimizer = optimizers[0]
             return
-        inputs = keras.Input(shape=tuple(models[0].input_shape[1:]))
         for k, model in enumerate(models):
             model.name = f"arm_{k}"  # its outputs' names in the logs (and names must differ)
-        outputs = [model(inputs) for model in models]
-        self.model = keras.Model(inputs, outputs, name=f"fused_{len(models)}")
         owner = {
             id(variable): optimizer
             for model, optimizer in zip(models, optimizers, strict=True)
             for variable in model.trainable_variables
         }
+        # builds every arm's optimizer at once (and holds them for fit); SharedStep's step
+        # applies each arm's own
         self.optimizer = keras.optimizers.MultiOptimizer(lambda variable: owner[id(variable)])
+        if keras.backend.backend() == "tensorflow":
+            self.model = SharedStep(models, optimizers, objective)
+            self.model.compile(optimizer=self.optimizer, steps_per_execution=steps_per_execution)
+            return
+        inputs = keras.Input(shape=tuple(models[0].input_shape[1:]))
+        outputs = [model(inputs) for model in models]
+        self.model = keras.Model(inputs, outputs, name=f"fused_{len(models)}")
         losses = [objective.loss() for _ in models]
         self.model.compile(
             optimizer=self.optimizer,

@@ -280,3 +280,36 @@ def test_a_built_group_evaluates_and_trains_without_creating_a_variable(arms: in
         group.model.evaluate(batched(x, group.targets(y), 16), verbose=0)
         group.model.fit(batched(x, group.targets(y), 16), epochs=1, verbose=0)
     assert made == []
+
+
+def test_a_fused_group_traces_one_arms_pass_however_many_arms_it_has() -> None:
+    """Tracing is most of a fused job's first epoch: one function computes any arm's pass
+    from that arm's weights, traced once for the training step and once for evaluation."""
+    keras = pytest.importorskip("keras")
+    from worker.training.fused import Group, batched
+    from worker.training.objective import Objective
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the shared step is tf.function's")
+    objective = Objective("classification", "sparse_categorical_crossentropy", 10, None)
+    models = []
+    for _ in range(3):
+        keras.utils.set_random_seed(0)
+        models.append(
+            keras.Sequential(
+                [
+                    keras.Input((8,)),
+                    keras.layers.Dense(4, activation="relu"),
+                    keras.layers.Dense(10),
+                ]
+            )
+        )
+    optimizers = [keras.optimizers.Adam(), keras.optimizers.SGD(), keras.optimizers.RMSprop()]
+    group = Group(models, optimizers, objective, steps_per_execution=2)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 8), dtype=np.float32), rng.integers(0, 10, 40)
+    group.build(x, y)
+    group.model.evaluate(batched(x, group.targets(y), 20), verbose=0)
+    group.model.fit(batched(x, group.targets(y), 20), epochs=2, verbose=0)
+    assert group.model.train_arm.experimental_get_tracing_count() == 1
+    assert group.model.test_arm.experimental_get_tracing_count() == 1
