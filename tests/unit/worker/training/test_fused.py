@@ -313,3 +313,32 @@ def test_a_fused_group_traces_one_arms_pass_however_many_arms_it_has() -> None:
     group.model.fit(batched(x, group.targets(y), 20), epochs=2, verbose=0)
     assert group.model.train_arm.experimental_get_tracing_count() == 1
     assert group.model.test_arm.experimental_get_tracing_count() == 1
+
+
+def test_fused_arms_of_a_conv_net_with_batch_norm_compute_what_they_compute_alone(
+    tmp_path: Path,
+) -> None:
+    """Batch normalization's moving statistics are state the step updates besides the weights
+    (as a dropout generator's is): each arm's moves on from its own."""
+    layers = {
+        "preset": "layers",
+        "layers": [
+            {"type": "conv2d", "filters": 4},
+            {"type": "batch_norm"},
+            {"type": "max_pool2d"},
+            {"type": "flatten"},
+            {"type": "dropout", "rate": 0.2},
+        ],
+    }
+    spec = TrainSpec.model_validate(
+        {"optimizers": ["adam"], "model": layers, "dataset": {"name": "digits"}}
+    )
+    plans = [plan(o, tmp_path, model=spec.model, epochs=2) for o in OPTIMIZERS[:2]]
+    records: list[list[TrainRecord]] = [[] for _ in plans]
+    outcomes = train_group(plans, [hooks(r) for r in records], cache_dir=tmp_path)
+    for p, outcome, fused in zip(plans, outcomes, records, strict=True):
+        lone, lone_records = alone(p, tmp_path)
+        assert outcome.status == lone.status == "succeeded"
+        assert outcome.summary["fused_with"] == 2
+        assert_same(lone_records, fused)
+    assert records[0][-1].val_loss != records[1][-1].val_loss
