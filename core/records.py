@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Record(BaseModel):
@@ -34,8 +34,12 @@ class Record(BaseModel):
     def stored(self) -> dict[str, Any]:
         """The record as JSON data: what is stored, streamed and served (a value that is not
         finite becomes null, as JSON has no infinity)."""
-        data: dict[str, Any] = json.loads(self.model_dump_json())
+        data: dict[str, Any] = json.loads(self.stored_json())
         return data
+
+    def stored_json(self) -> str:
+        """`stored()` as compact JSON text, serialized once for Postgres and the stream."""
+        return self.model_dump_json()
 
     def metric(self, name: str) -> float | None:
         """The named value if it is a finite number, else None."""
@@ -53,6 +57,14 @@ class Sequenced(BaseModel):
 
     seq: int
     data: dict[str, Any]
+    # `data` as JSON text when the writer has it already (the stream's entry), never served
+    # and no part of what the record is
+    text: str | None = Field(default=None, exclude=True, repr=False)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequenced):
+            return NotImplemented
+        return (self.seq, self.data) == (other.seq, other.data)
 
     def of(self, record: type[R]) -> R:
         return record.model_validate(self.data)

@@ -508,7 +508,7 @@ class RecordRepository:
             raise
 
     def _add_one(self, job_id: uuid.UUID, record: Record) -> list[Sequenced]:
-        data = record.stored()
+        stored = record.stored_json()
         # The driver's own statement (no text() to bind): this runs once an epoch a run,
         # and SQLAlchemy's statement handling was a fifth of the call.
         connection = (
@@ -516,27 +516,29 @@ class RecordRepository:
         )
         seq = connection.exec_driver_sql(
             "SELECT optarena_add_record(%s, %s, %s, %s, %s::jsonb)",
-            (job_id, record.run_id, record.position, record.time, compact(data)),
+            (job_id, record.run_id, record.position, record.time, stored),
         ).scalar()
-        return [] if seq is None else [Sequenced(seq=int(seq), data=data)]
+        if seq is None:
+            return []
+        return [Sequenced(seq=int(seq), data=json.loads(stored), text=stored)]
 
     def _add_batch(self, job_id: uuid.UUID, records: Sequence[Record]) -> list[Sequenced]:
-        data = [record.stored() for record in records]
-        rows = [
-            {
-                "ord": i,
-                "run_id": str(record.run_id),
-                "position": record.position,
-                "time": record.time.isoformat(),
-                "data": stored,
-            }
-            for i, (record, stored) in enumerate(zip(records, data, strict=True))
-        ]
+        # Each record is serialized once: its text goes into the batch's JSON as it is, and
+        # on to the stream.
+        texts = [record.stored_json() for record in records]
+        rows = ",".join(
+            f'{{"ord":{i},"run_id":"{record.run_id}","position":{int(record.position)},'
+            f'"time":{compact(record.time.isoformat())},"data":{stored}}}'
+            for i, (record, stored) in enumerate(zip(records, texts, strict=True))
+        )
         numbered = self.session.execute(
             text("SELECT out_ord, out_seq FROM optarena_add_records(:job, CAST(:rows AS jsonb))"),
-            {"job": job_id, "rows": compact(rows)},
+            {"job": job_id, "rows": f"[{rows}]"},
         ).all()
-        return [Sequenced(seq=seq, data=data[ord_]) for ord_, seq in numbered]
+        return [
+            Sequenced(seq=seq, data=json.loads(texts[ord_]), text=texts[ord_])
+            for ord_, seq in numbered
+        ]
 
     def after(self, job_id: uuid.UUID, *, cursor: int, limit: int) -> list[Sequenced]:
         rows = self.session.execute(

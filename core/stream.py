@@ -53,15 +53,23 @@ def gapless(entries: Sequence[tuple[Any, Any]], *, cursor: int) -> list[Sequence
     return records
 
 
-# Adds the entries (id, record) in ARGV[3..] to the stream KEYS[1] (trimmed to about ARGV[1]
-# entries), then sets its expiry to ARGV[2] seconds: one command however many entries, where
-# a pipeline costs the client one packed command each. An entry the stream is already past is
-# skipped (pcall) and counted; the count is the answer.
+# Adds the entries to the stream KEYS[1] (trimmed to about ARGV[1] entries), then sets its
+# expiry to ARGV[2] seconds: one command however many entries. ARGV[3] holds the entries' ids
+# and ARGV[4] their records, each joined by newlines (compact JSON has none of its own): two
+# arguments where one each cost the client most of the call to pack. An entry the stream is
+# already past is skipped (pcall) and counted; the count is the answer.
 APPEND = """
+local ids, texts = ARGV[3], ARGV[4]
 local late = 0
-for i = 3, #ARGV, 2 do
-    local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[i], 'r', ARGV[i + 1])
+local i, j = 1, 1
+while i <= #ids do
+    local id_end = string.find(ids, '\\n', i, true) or (#ids + 1)
+    local text_end = string.find(texts, '\\n', j, true) or (#texts + 1)
+    local added = redis.pcall(
+        'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], string.sub(ids, i, id_end - 1),
+        'r', string.sub(texts, j, text_end - 1))
     if type(added) == 'table' and added.err then late = late + 1 end
+    i, j = id_end + 1, text_end + 1
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return late
@@ -81,10 +89,14 @@ class MetricsStream:
         """Add records under their sequence numbers in one round trip; False if one was late
         (the stream is already past it: another run of the job added a later number first,
         and readers will see the gap and read that record from Postgres)."""
-        args: list[str | int] = [self.maxlen, live_ttl]
-        for record in records:
-            args += [f"{record.seq}-0", encode(record.data)["r"]]
-        late = self._append(keys=[metrics_key(job_id)], args=args)
+        if not records:
+            return True
+        ids = "\n".join(f"{record.seq}-0" for record in records)
+        texts = "\n".join(
+            record.text if record.text is not None else encode(record.data)["r"]
+            for record in records
+        )
+        late = self._append(keys=[metrics_key(job_id)], args=[self.maxlen, live_ttl, ids, texts])
         return int(late) == 0
 
     def read_after(self, job_id: uuid.UUID, *, cursor: int, limit: int) -> list[Sequenced]:

@@ -1,3 +1,4 @@
+import json
 import uuid
 
 import redis
@@ -47,3 +48,22 @@ def test_cancel_flag(stream: MetricsStream) -> None:
     assert not stream.cancel_requested(job)
     stream.request_cancel(job, ttl_seconds=60)
     assert stream.cancel_requested(job)
+
+
+def test_a_batch_is_added_in_one_call_and_its_late_entries_are_counted(
+    stream: MetricsStream,
+) -> None:
+    """Entries travel joined by newlines: each arrives whole, a string's own newline (escaped
+    in JSON) and all, whether the writer sent its text or only its data."""
+    job = uuid.uuid4()
+    tricky = {"run_id": str(uuid.uuid4()), "epoch": 2, "note": "a\nb \u00e9 \\n"}
+    texts = [None, json.dumps(tricky, ensure_ascii=False), None]
+    batch = [
+        Sequenced(seq=1, data=record(1).data),
+        Sequenced(seq=2, data=tricky, text=texts[1]),
+        Sequenced(seq=3, data=record(3).data),
+    ]
+    assert stream.append(job, batch, live_ttl=60)
+    assert stream.read_after(job, cursor=0, limit=10) == batch
+    assert not stream.append(job, [record(2), record(4), record(3), record(5)], live_ttl=60)
+    assert [p.seq for p in stream.read_after(job, cursor=0, limit=10)] == [1, 2, 3, 4, 5]
