@@ -63,7 +63,7 @@ def _autocommit_twin(factory: sessionmaker[Session]) -> Engine:
     set to autocommit once, when made (switching a pooled connection there and back would
     cost two round trips a use). Not pinged when checked out (a ping is a round trip, as long
     as the statement): a connection Postgres dropped fails the statement with a disconnect,
-    which invalidates the pool, and the caller retries (with_retries)."""
+    which invalidates the pool, and the caller retries (worker.service.with_one_statement)."""
     engine: Engine = factory.kw["bind"]
     twin = _AUTOCOMMIT.get(engine)
     if twin is None:
