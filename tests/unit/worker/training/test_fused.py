@@ -13,6 +13,7 @@ import pytest
 from core.artifacts import ArtifactStore
 from core.kinds.train.records import TrainRecord
 from core.kinds.train.spec import TrainSpec
+from tests.unit.worker.training.uploads import DATA_ID, MODEL_ID, UPLOADS
 from worker.runs import RunHooks, RunOutcome
 from worker.training.run import TrainingPlan, fuse_key, train, train_group
 
@@ -172,7 +173,6 @@ def _uploaded_group(
 
     from core.architectures import UploadedModelSpec
     from core.datasets import UploadedDatasetSpec
-    from core.uploads import Stored
 
     store = ArtifactStore(str(tmp_path / "artifacts"))
     rng = np.random.default_rng(0)
@@ -192,22 +192,14 @@ def _uploaded_group(
     )
     model.save(tmp_path / "m.keras")
     store.write_bytes("uploads/models/m.keras", (tmp_path / "m.keras").read_bytes())
-    data_id, model_id = uuid.UUID(int=1), uuid.UUID(int=2)
-    uploads = {
-        data_id: Stored(
-            "uploads/datasets/d.npz",
-            {"format": "npz", "task": "classification", "classes": 3, "input_shape": [4]},
-        ),
-        model_id: Stored("uploads/models/m.keras", {"output_activation": "softmax"}),
-    }
     plans = [
         plan(
             optimizer,
             tmp_path,
-            dataset=UploadedDatasetSpec(id=data_id),
-            model=UploadedModelSpec(id=model_id, weights="file"),
+            dataset=UploadedDatasetSpec(id=DATA_ID),
+            model=UploadedModelSpec(id=MODEL_ID, weights="file"),
             store=store,
-            uploads=uploads,
+            uploads=UPLOADS,
             test_epochs=(),
         )
         for optimizer in ("sgd", "adam")
@@ -241,20 +233,17 @@ def test_epochs_shorter_than_the_poll_interval_are_polled_on_time(
     assert all(b - a <= 1.0 + 0.2 + 1e-9 for a, b in itertools.pairwise(polled))
 
 
-@pytest.mark.parametrize("arms", [1, 2])
-def test_a_built_group_evaluates_and_trains_without_creating_a_variable(arms: int) -> None:
-    """A variable made inside a step's first trace makes tf.function trace it again (a
-    fused group's costliest second): `build` makes every one beforehand."""
-    keras = pytest.importorskip("keras")
-    tf = pytest.importorskip("tensorflow")
-    from worker.training.fused import Group, batched
+def _small_group(optimizers: list[Any], steps_per_execution: int) -> tuple[Any, Any, Any]:
+    """A fused group of one small classifier, an arm for each optimizer, every arm from the
+    same initial weights; and 40 examples for it."""
+    import keras
+
+    from worker.training.fused import Group
     from worker.training.objective import Objective
 
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("the double trace is tf.function's")
     objective = Objective("classification", "sparse_categorical_crossentropy", 10, None)
     models = []
-    for _ in range(arms):
+    for _ in optimizers:
         keras.utils.set_random_seed(0)
         models.append(
             keras.Sequential(
@@ -265,10 +254,22 @@ def test_a_built_group_evaluates_and_trains_without_creating_a_variable(arms: in
                 ]
             )
         )
-    optimizers = [keras.optimizers.Adam(), keras.optimizers.SGD()][:arms]
-    group = Group(models, optimizers, objective, steps_per_execution=4)
+    group = Group(models, optimizers, objective, steps_per_execution=steps_per_execution)
     rng = np.random.default_rng(0)
-    x, y = rng.random((40, 8), dtype=np.float32), rng.integers(0, 10, 40)
+    return group, rng.random((40, 8), dtype=np.float32), rng.integers(0, 10, 40)
+
+
+@pytest.mark.parametrize("arms", [1, 2])
+def test_a_built_group_evaluates_and_trains_without_creating_a_variable(arms: int) -> None:
+    """A variable made inside a step's first trace makes tf.function trace it again (a
+    fused group's costliest second): `build` makes every one beforehand."""
+    keras = pytest.importorskip("keras")
+    tf = pytest.importorskip("tensorflow")
+    from worker.training.fused import batched
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the double trace is tf.function's")
+    group, x, y = _small_group([keras.optimizers.Adam(), keras.optimizers.SGD()][:arms], 4)
     group.build(x, y)
     made: list[str] = []
 
@@ -286,28 +287,12 @@ def test_a_fused_group_traces_one_arms_pass_however_many_arms_it_has() -> None:
     """Tracing is most of a fused job's first epoch: one function computes any arm's pass
     from that arm's weights, traced once for the training step and once for evaluation."""
     keras = pytest.importorskip("keras")
-    from worker.training.fused import Group, batched
-    from worker.training.objective import Objective
+    from worker.training.fused import batched
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the shared step is tf.function's")
-    objective = Objective("classification", "sparse_categorical_crossentropy", 10, None)
-    models = []
-    for _ in range(3):
-        keras.utils.set_random_seed(0)
-        models.append(
-            keras.Sequential(
-                [
-                    keras.Input((8,)),
-                    keras.layers.Dense(4, activation="relu"),
-                    keras.layers.Dense(10),
-                ]
-            )
-        )
     optimizers = [keras.optimizers.Adam(), keras.optimizers.SGD(), keras.optimizers.RMSprop()]
-    group = Group(models, optimizers, objective, steps_per_execution=2)
-    rng = np.random.default_rng(0)
-    x, y = rng.random((40, 8), dtype=np.float32), rng.integers(0, 10, 40)
+    group, x, y = _small_group(optimizers, 2)
     group.build(x, y)
     group.model.evaluate(batched(x, group.targets(y), 20), verbose=0)
     group.model.fit(batched(x, group.targets(y), 20), epochs=2, verbose=0)

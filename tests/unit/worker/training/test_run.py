@@ -10,6 +10,7 @@ import pytest
 from core.artifacts import ArtifactStore
 from core.kinds.train.records import TrainRecord
 from core.kinds.train.spec import TrainSpec
+from tests.unit.worker.training.uploads import DATA_ID, MODEL_ID, UPLOADS
 from worker.runs import RunHooks, RunOutcome
 from worker.training import run as run_module
 from worker.training.run import TrainingPlan, epoch_order, summary, train
@@ -275,26 +276,17 @@ def _uploaded_run(
 ) -> RunOutcome:
     from core.architectures import UploadedModelSpec
     from core.datasets import UploadedDatasetSpec
-    from core.uploads import Stored
 
-    data_id, model_id = uuid.UUID(int=1), uuid.UUID(int=2)
-    uploads = {
-        data_id: Stored(
-            "uploads/datasets/d.npz",
-            {"format": "npz", "task": "classification", "classes": 3, "input_shape": [4]},
-        ),
-        model_id: Stored("uploads/models/m.keras", {"output_activation": "softmax"}),
-    }
     plan = TrainingPlan(
         run_id=uuid.uuid4(),
-        dataset=UploadedDatasetSpec(id=data_id),
-        model=UploadedModelSpec(id=model_id, weights=weights),  # type: ignore[arg-type]
+        dataset=UploadedDatasetSpec(id=DATA_ID),
+        model=UploadedModelSpec(id=MODEL_ID, weights=weights),  # type: ignore[arg-type]
         optimizer={"name": optimizer},
         batch_size=16,
         epochs=1,
         seed=seed,
         store=store,
-        uploads=uploads,
+        uploads=UPLOADS,
     )
     hooks = RunHooks(on_start=lambda sha, env: None, on_records=list, cancel_requested=bool)
     return train(plan, cache_dir=tmp_path, hooks=hooks)
