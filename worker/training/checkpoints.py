@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import zipfile
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -53,11 +54,8 @@ def snapshot(
     belongs_to: str,
 ) -> Snapshot:
     """Copy the model's and the optimizer's variables and the records as of `epoch`."""
-    arrays: dict[str, np.ndarray] = {}
-    for i, variable in enumerate(model.variables):
-        arrays[f"m{i}"] = np.array(keras.ops.convert_to_numpy(variable), copy=True)
-    for i, variable in enumerate(optimizer.variables):
-        arrays[f"o{i}"] = np.array(keras.ops.convert_to_numpy(variable), copy=True)
+    arrays = {f"m{i}": value for i, value in enumerate(values(model.variables))}
+    arrays |= {f"o{i}": value for i, value in enumerate(values(optimizer.variables))}
     meta = {
         "format": FORMAT,
         "fingerprint": belongs_to,
@@ -68,6 +66,21 @@ def snapshot(
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     return Snapshot(arrays)
+
+
+def values(variables: Sequence[Any]) -> list[np.ndarray]:
+    """Copies of the variables' values. On TensorFlow's backend each is read by the bare read
+    op, a sixth of the cost of Keras's conversion of a variable: a fused group of 8 arms
+    copies about 120 variables after every epoch, on the training thread."""
+    if keras.backend.backend() != "tensorflow":
+        return [np.array(keras.ops.convert_to_numpy(v), copy=True) for v in variables]
+    import tensorflow as tf
+
+    read = tf.raw_ops.ReadVariableOp
+    return [
+        np.array(read(resource=v.value.handle, dtype=v.value.dtype).numpy(), copy=True)
+        for v in variables
+    ]
 
 
 def write(store: ArtifactStore, key: str, state: Snapshot) -> None:
