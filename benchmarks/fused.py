@@ -7,7 +7,9 @@ between any fused arm's records and its solo run's (0 is bitwise).
 
 Run: .venv/bin/python benchmarks/fused.py (no services needed). On the device machine:
 KERAS_BACKEND=jax, the same command. EPOCHS=10 and BATCH=32 by default; steps a call as the
-worker's settings say (OPTARENA_STEPS_PER_EXECUTION)."""
+worker's settings say (OPTARENA_STEPS_PER_EXECUTION). Then PAIRS (5) pairs of one arm and 8
+fused arms, each pair back to back, and the median of their ratios: the figure of the goal,
+steadier than the table's single runs on a machine whose speed swings."""
 
 import os
 import statistics
@@ -34,6 +36,7 @@ from worker.training.run import TrainingPlan, train, train_group  # noqa: E402
 EPOCHS = int(os.environ.get("EPOCHS", "10"))
 BATCH = int(os.environ.get("BATCH", "32"))
 STEPS = Settings().steps_per_execution
+PAIRS = int(os.environ.get("PAIRS", "5"))
 OPTIMIZERS: list[Any] = [
     "adam",
     {"name": "sgd", "momentum": 0.9},
@@ -128,6 +131,20 @@ def main() -> None:
         print(
             "epoch / one arm: a fused epoch's training seconds over one arm's, past the first "
             "epoch (whose tracing of the step grows with the arms)"
+        )
+        # This machine's speed swings within a minute (CPU steal): one arm and the 8 fused,
+        # each pair run back to back, and the median of the pairs' ratios
+        ratios = []
+        for _ in range(PAIRS):
+            started = time.perf_counter()
+            train(plans(1, store)[0], cache_dir=cache, hooks=hooks([]))
+            alone = time.perf_counter() - started
+            started = time.perf_counter()
+            train_group(plans(8, store), [hooks([]) for _ in range(8)], cache_dir=cache)
+            ratios.append((time.perf_counter() - started) / alone)
+        print(
+            f"8 fused / one arm, {PAIRS} pairs back to back: median "
+            f"{statistics.median(ratios):.2f} ({', '.join(f'{r:.2f}' for r in ratios)})"
         )
 
 
