@@ -2,6 +2,7 @@
 then the live stream), beside the write they replaced, from one run:
 
 - one record at a time: median latency of a call;
+- the same through the floor: the SQL function alone on a bare driver connection;
 - 8 concurrent writers into one job, as 8 worker processes and as 8 threads of one process
   (a fused group's arms): records a second, each record its own call; the job's cursor is
   checked gap-free and every record stored once afterwards;
@@ -97,7 +98,25 @@ def baseline(job_id: uuid.UUID, records: Sequence[Record], ctx: WorkerContext) -
     return rows
 
 
-WRITES: dict[str, Write] = {"optarena": store_records, "baseline": baseline}
+_BARE: dict[str, Any] = {}
+BARE_SQL = "SELECT optarena_add_record(%s, %s, %s, %s, %s::jsonb)"
+
+
+def bare(job_id: uuid.UUID, records: Sequence[Record], ctx: WorkerContext) -> object:
+    """The floor, not a way to write: the SQL function alone on a bare psycopg connection of
+    the process, without the pool, the retry, the metrics or the live stream."""
+    import psycopg
+
+    url = ctx.settings.database_url.replace("postgresql+psycopg://", "postgresql://")
+    if url not in _BARE:
+        _BARE[url] = psycopg.connect(url, autocommit=True)
+    return [
+        _BARE[url].execute(BARE_SQL, (job_id, r.run_id, r.position, r.time, r.stored_json()))
+        for r in records
+    ]
+
+
+WRITES: dict[str, Write] = {"optarena": store_records, "baseline": baseline, "bare": bare}
 
 
 def context(db_url: str) -> WorkerContext:
@@ -272,11 +291,12 @@ def main() -> None:
             found[how] = {
                 "one_ms": 1000 * statistics.median(latencies),
                 "processes": concurrent(how, db_url, ctx, processes=True),
-                "threads": concurrent(how, db_url, ctx, processes=False),
             }
+            if how != "bare":  # (one bare connection a process)
+                found[how]["threads"] = concurrent(how, db_url, ctx, processes=False)
     # each on an empty database of its own, as a new deployment starts (a plan that
     # PL/pgSQL keeps is made on the table as it is then)
-    for how in WRITES:
+    for how in ("optarena", "baseline"):
         with database(f"optarena_bench_fused_{how}") as db_url:
             fresh = context(db_url)
             function = "optarena_add_records" if how == "optarena" else install_0007_function(fresh)
@@ -292,6 +312,11 @@ def main() -> None:
     ):
         ours, theirs = found["optarena"][key], found["baseline"][key]
         print(f"{label:<48}{ours:>10.2f}{theirs:>10.2f}{better(ours, theirs):>7.1f}x")
+    floor = found["bare"]
+    print(
+        f"the floor, the SQL function alone on a bare driver connection: one record "
+        f"{floor['one_ms']:.2f} ms, 8 processes {floor['processes']:.0f} records/s"
+    )
     print(
         json.dumps(
             {
@@ -299,6 +324,7 @@ def main() -> None:
                 "target_ms": 1.0,
                 "processes_records_per_second": round(found["optarena"]["processes"]),
                 "target_records_per_second": 2000,
+                "bare_driver": [round(floor["one_ms"], 2), round(floor["processes"])],
                 "fused_epoch_ms": [
                     round(found["optarena"][k], 2) for k in ("fused_early", "fused_late")
                 ],
