@@ -190,7 +190,7 @@ def concurrent(how: str, db_url: str, ctx: WorkerContext, *, processes: bool) ->
             time.sleep(0.05)
         started = time.perf_counter()
         go.set()
-        for w in workers:
+        for _ in workers:
             while not done.acquire(timeout=1.0):
                 assert all(w.is_alive() for w in workers), f"{how}: a writer died"
         seconds = time.perf_counter() - started
