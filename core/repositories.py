@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.keys import Principal
 from core.models import (
@@ -95,7 +96,10 @@ class JobRepository:
         )
         self.session.add(job)
         self.session.flush()
-        self.add_runs(job.id, runs, queue=queue)
+        rows = self.add_runs(job.id, runs, queue=queue)
+        # The inserts returned every column the server fills in: the job and its runs are
+        # whole in memory, so the answer needs no second read
+        set_committed_value(job, "runs", sorted(rows, key=lambda run: run.index))
         return job
 
     def add_runs(self, job_id: uuid.UUID, runs: Sequence[RunPlan], *, queue: str) -> list[Run]:

@@ -99,7 +99,7 @@ def submit(
         idempotency_key=idempotency_key,
         request_sha256=digest,
     )
-    return job_out(session, job.id, principal), False
+    return JobOut.of(job), False
 
 
 def resolve_uploads(session: Session, principal: Principal, spec: JobSpec) -> None:
