@@ -3,6 +3,7 @@
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +66,14 @@ def readable(principal: Principal) -> Select[Job]:
     """The jobs this key may see: its owner's, or everyone's for an admin. The one rule."""
     query = select(Job)
     return query if principal.admin else query.where(Job.owner == principal.owner)
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """A job submitted before under the same Idempotency-Key."""
+
+    id: uuid.UUID
+    request_sha256: str | None
 
 
 class JobRepository:
@@ -164,22 +173,28 @@ class JobRepository:
         """Serialize this owner's submissions until the transaction ends (limits, keys)."""
         self.session.execute(select(func.pg_advisory_xact_lock(func.hashtext(owner))))
 
-    def by_idempotency_key(self, owner: str, key: str) -> Job | None:
-        return self.session.scalars(
-            select(Job).where(Job.owner == owner, Job.idempotency_key == key)
-        ).one_or_none()
-
-    def active_runs(self, owner: str) -> int:
-        """The owner's queued and running runs."""
-        return (
-            self.session.scalar(
-                select(func.count())
-                .select_from(Run)
-                .join(Job, Job.id == Run.job_id)
-                .where(Job.owner == owner, Run.status.in_(UNFINISHED_RUN))
-            )
-            or 0
+    def admission(self, owner: str, idempotency_key: str | None) -> tuple[Earlier | None, int]:
+        """What a submission is admitted by, in one query: the owner's earlier job under this
+        Idempotency-Key, if any, and the owner's queued and running runs."""
+        active = (
+            select(func.count())
+            .select_from(Run)
+            .join(Job, Job.id == Run.job_id)
+            .where(Job.owner == owner, Run.status.in_(UNFINISHED_RUN))
+            .scalar_subquery()
         )
+        if idempotency_key is None:
+            return None, self.session.scalar(select(active)) or 0
+        mine = (Job.owner == owner, Job.idempotency_key == idempotency_key)
+        row = self.session.execute(
+            select(
+                active,
+                select(Job.id).where(*mine).scalar_subquery(),
+                select(Job.request_sha256).where(*mine).scalar_subquery(),
+            )
+        ).one()
+        earlier = None if row[1] is None else Earlier(row[1], row[2])
+        return earlier, row[0] or 0
 
     def request_cancel(self, job: Job) -> list[uuid.UUID]:
         """Mark the job cancelled-on-request and cancel its queued and paused runs; their ids."""

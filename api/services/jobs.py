@@ -73,16 +73,14 @@ def submit(
     jobs = JobRepository(session)
     jobs.lock_owner(principal.owner)
     digest = request_sha256(spec)
-    if idempotency_key is not None:
-        earlier = jobs.by_idempotency_key(principal.owner, idempotency_key)
-        if earlier is not None:
-            if earlier.request_sha256 != digest:
-                raise Invalid(
-                    f"Idempotency-Key {idempotency_key!r} was used for another request (job "
-                    f"{earlier.id}); send a new key for a new job"
-                )
-            return job_out(session, earlier.id, principal), True
-    active = jobs.active_runs(principal.owner)
+    earlier, active = jobs.admission(principal.owner, idempotency_key)
+    if earlier is not None:
+        if earlier.request_sha256 != digest:
+            raise Invalid(
+                f"Idempotency-Key {idempotency_key!r} was used for another request (job "
+                f"{earlier.id}); send a new key for a new job"
+            )
+        return job_out(session, earlier.id, principal), True
     if active + len(runs) > settings.max_active_runs_per_owner:
         raise LimitExceeded(
             f"{principal.owner} has {active} runs queued or running and this job adds "
