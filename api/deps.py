@@ -29,7 +29,9 @@ def get_session(request: Request) -> Iterator[Session]:
         run_after_commit(session)
 
 
-def get_settings(request: Request) -> Settings:
+# async: a dependency that only reads the app's state runs on the event loop, not in a
+# thread of the pool (a hop there and back for every request)
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -39,7 +41,7 @@ def get_store(request: Request) -> ArtifactStore:
     return open_store(request.app.state.settings)
 
 
-def get_stream(request: Request) -> MetricsStream:
+async def get_stream(request: Request) -> MetricsStream:
     stream: MetricsStream = request.app.state.stream
     return stream
 
