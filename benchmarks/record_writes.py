@@ -3,10 +3,13 @@ then the live stream), beside the write they replaced, from one run:
 
 - one record at a time: median latency of a call;
 - the same through the floor: the SQL function alone on a bare driver connection;
-- 8 concurrent writers into one job, as 8 worker processes and as 8 threads of one process
-  (a fused group's arms): records a second, each record its own call; the job's cursor is
-  checked gap-free and every record stored once afterwards;
-- a fused group's epoch (8 records a call) on one connection of a new database, early and
+- 8 concurrent writers into one job, as 8 worker processes and as 8 threads of one process:
+  records a second, each record its own call; the job's cursor is checked gap-free and every
+  record stored once afterwards;
+- a fused group's epoch of 8 arms as the worker stores it (store_records, the live stream
+  included): one call of 8 records, beside one call an arm (the worker's write before stop
+  29);
+- the batch function alone (8 records a call) on one connection of a new database, early and
   after the table has grown by 20,000 records, beside revision 20261201_0007's batch
   function, whose check for stored positions could become a scan of the whole table for the
   connection's life.
@@ -251,6 +254,24 @@ def fused_epochs(ctx: WorkerContext, function: str) -> tuple[float, float]:
     return 1000 * early, 1000 * late
 
 
+def group_epochs(ctx: WorkerContext, *, together: bool) -> float:
+    """Median ms of a fused group's epoch as the worker stores it (worker.service
+    store_records, the live stream included): the 8 arms' records in one call (since stop
+    29), or one call an arm (before)."""
+    job_id, runs = new_job(ctx)
+    times = []
+    for epoch in range(1, 201):
+        records = [record(r, epoch) for r in runs[:GROUP]]
+        started = time.perf_counter()
+        if together:
+            store_records(job_id, records, ctx)
+        else:
+            for one in records:
+                store_records(job_id, [one], ctx)
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
 def install_0007_function(ctx: WorkerContext) -> str:
     """Revision 20261201_0007's batch function beside the current one, under another name."""
     from importlib.util import module_from_spec, spec_from_file_location
@@ -294,6 +315,8 @@ def main() -> None:
             }
             if how != "bare":  # (one bare connection a process)
                 found[how]["threads"] = concurrent(how, db_url, ctx, processes=False)
+        found["optarena"]["group"] = group_epochs(ctx, together=True)
+        found["baseline"]["group"] = group_epochs(ctx, together=False)
     # each on an empty database of its own, as a new deployment starts (a plan that
     # PL/pgSQL keeps is made on the table as it is then)
     for how in ("optarena", "baseline"):
@@ -307,11 +330,13 @@ def main() -> None:
         ("one record a call (ms, median)", "one_ms", lambda a, b: b / a),
         ("8 writer processes (records/s)", "processes", lambda a, b: a / b),
         ("8 writer threads, one process (records/s)", "threads", lambda a, b: a / b),
+        ("a fused group's epoch, 8 arms (ms)*", "group", lambda a, b: b / a),
         ("a fused epoch, 8 records a call (ms)", "fused_early", lambda a, b: b / a),
         (f"the same after {GROWTH:,} more records (ms)", "fused_late", lambda a, b: b / a),
     ):
         ours, theirs = found["optarena"][key], found["baseline"][key]
         print(f"{label:<48}{ours:>10.2f}{theirs:>10.2f}{better(ours, theirs):>7.1f}x")
+    print("* its baseline: one call an arm, as the worker wrote a fused epoch before stop 29")
     floor = found["bare"]
     print(
         f"the floor, the SQL function alone on a bare driver connection: one record "
@@ -328,6 +353,7 @@ def main() -> None:
                 "fused_epoch_ms": [
                     round(found["optarena"][k], 2) for k in ("fused_early", "fused_late")
                 ],
+                "group_epoch_ms": [round(found[k]["group"], 2) for k in ("optarena", "baseline")],
                 "fused_epoch_ms_0007": [
                     round(found["baseline"][k], 2) for k in ("fused_early", "fused_late")
                 ],

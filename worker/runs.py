@@ -33,6 +33,9 @@ class RunHooks:
     poll_seconds: float = 0.2
     # Asked after each checkpointed epoch: True stops there, to be resumed elsewhere.
     hand_back_requested: Callable[[], bool] = _never
+    # Stores records of this run and of the runs of its job it trains with, in one call: a
+    # fused group's epoch is one write. None: each run's records go through its on_records.
+    on_job_records: Callable[[Sequence[Record]], object] | None = None
 
 
 @dataclass(frozen=True)

@@ -342,6 +342,7 @@ def _hooks(claimed: Claimed, heart: Heartbeat, watch: CancelWatch, ctx: WorkerCo
         cancel_requested=lambda: heart.lost or heart.cancelled or watch.cancelled,
         poll_seconds=ctx.settings.cancel_poll_seconds,
         hand_back_requested=hand_back_requested,
+        on_job_records=lambda records: store_records(job_id, records, ctx),
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
+from sqlalchemy import create_engine, text
 
 from api.routes.jobs import EXAMPLES
 from core.statistics import holm
@@ -231,13 +232,14 @@ def test_arms_of_a_seed_train_fused_and_give_their_solo_numbers(service: Service
         "batch_size": 64,
         "seeds": [0, 1],
     }
-    curves, fused = [], []
+    curves, fused, writes = [], [], []
     for fuse in (True, False):
         job = service.submit(body | {"fuse": fuse})
         items, last = poll(service, job["id"])
         assert last["status"] == "succeeded"
         done = service.http.get(f"/jobs/{job['id']}").json()
         fused.append(sorted(r["summary"]["fused_with"] for r in done["runs"]))
+        writes.append(records_a_transaction(service, job["id"]))
         index = {r["id"]: r["index"] for r in job["runs"]}
         curves.append(
             sorted(
@@ -248,6 +250,26 @@ def test_arms_of_a_seed_train_fused_and_give_their_solo_numbers(service: Service
     # One worker: a seed's three arms in one step (the other seed's, next), or each alone.
     assert fused == [[3] * 6, [1] * 6]
     assert curves[0] == curves[1]  # bitwise on CPU with deterministic ops
+    # A fused group's epoch is one write (its arms' records share a transaction); 2 seeds x
+    # epochs 0 to 2. Alone, each record is its own.
+    assert writes == [[3] * 6, [1] * 18]
+
+
+def records_a_transaction(service: Service, job_id: str) -> list[int]:
+    """How many of the job's records each transaction that wrote them stored."""
+    engine = create_engine(service.env["OPTARENA_DATABASE_URL"])
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT count(*) FROM records WHERE job_id = :job"
+                    " GROUP BY xmin::text::bigint ORDER BY min(seq)"
+                ),
+                {"job": job_id},
+            )
+            return [int(n) for (n,) in rows]
+    finally:
+        engine.dispose()
 
 
 def test_cancel_stops_every_arm_of_a_fused_group_within_its_epoch(service: Service) -> None:

@@ -306,8 +306,12 @@ def _report_initial(arms: list[_Arm], group: Group, data: Dataset) -> None:
         val = _measured(group, data.x_val, data.y_val)
         found = [f | {f"val_{k}": v for k, v in g.items()} for f, g in zip(found, val, strict=True)]
     seconds = time.perf_counter() - started
-    for arm, metrics in zip(arms, found, strict=True):
-        _report(arm, 0, metrics, (0.0, seconds), data, None)
+    _report(
+        [
+            (arm, _record(arm, 0, m, (0.0, seconds), data))
+            for arm, m in zip(arms, found, strict=True)
+        ]
+    )
 
 
 def _fit_epochs(
@@ -368,6 +372,7 @@ def _fit_epochs(
             started = time.perf_counter()
             tested = _measured(group, data.x_test, data.y_test)  # type: ignore[arg-type]
             extra = time.perf_counter() - started
+        reports: list[tuple[_Arm, TrainRecord]] = []
         for k, arm in enumerate(arms):
             if not arm.active:
                 continue
@@ -382,7 +387,9 @@ def _fit_epochs(
                 continue
             if tested and e in arm.test_at:
                 metrics |= {f"test_{name}": value for name, value in tested[k].items()}
-            _report(arm, e, metrics, (train_seconds, eval_seconds + extra), data, writer)
+            seconds = (train_seconds, eval_seconds + extra)
+            reports.append((arm, _record(arm, e, metrics, seconds, data)))
+        _report(reports, writer)
         return _after_epoch(arms, e, plan, writer)
 
     driver = EpochDriver(begin=begin, poll=poll, end=end, poll_seconds=arms[0].hooks.poll_seconds)
@@ -436,20 +443,14 @@ def _diverged(epoch: int) -> str:
     return f"loss became NaN or infinite in epoch {epoch}"
 
 
-def _report(
-    arm: _Arm,
-    epoch: int,
-    metrics: dict[str, float],
-    seconds: tuple[float, float],
-    data: Dataset,
-    writer: checkpoints.Writer | None,
-) -> None:
-    """The arm's record of the epoch, stored before its checkpoint is written (in the
-    background: the next epoch trains meanwhile)."""
+def _record(
+    arm: _Arm, epoch: int, metrics: dict[str, float], seconds: tuple[float, float], data: Dataset
+) -> TrainRecord:
+    """The arm's record of the epoch."""
     plan = arm.plan
     n_train = len(data.x_train)
-    assert arm.optimizer is not None and arm.model is not None
-    record = TrainRecord(
+    assert arm.optimizer is not None
+    return TrainRecord(
         run_id=plan.run_id,
         epoch=epoch,
         **{
@@ -464,20 +465,37 @@ def _report(
         time=datetime.now(UTC),
         steps=epoch * math.ceil(n_train / plan.batch_size),
     )
-    arm.hooks.on_records([record])
-    arm.outcome.records.append(record)
-    arm.outcome.completed = epoch
-    if writer is not None and plan.store is not None:
-        started = time.perf_counter()
-        state = checkpoints.snapshot(
-            epoch=epoch,
-            model=arm.model,
-            optimizer=arm.optimizer,
-            records=arm.outcome.records,
-            belongs_to=plan.fingerprint(),
-        )
-        writer.submit(plan.store, checkpoint_key(plan.run_id), state)
-        arm.checkpointing += time.perf_counter() - started
+
+
+def _report(
+    reports: Sequence[tuple[_Arm, TrainRecord]], writer: checkpoints.Writer | None = None
+) -> None:
+    """The arms' records of an epoch, stored in one call when there are several and their
+    hooks can store for the whole job (each through its own hooks otherwise), then each
+    arm's checkpoint written in the background (the next epoch trains meanwhile): every
+    record is stored before its checkpoint is written."""
+    together = reports[0][0].hooks.on_job_records if reports else None
+    if len(reports) > 1 and together is not None:
+        together([record for _, record in reports])
+    else:
+        for arm, record in reports:
+            arm.hooks.on_records([record])
+    for arm, record in reports:
+        arm.outcome.records.append(record)
+        arm.outcome.completed = record.epoch
+        plan = arm.plan
+        if writer is not None and plan.store is not None:
+            assert arm.optimizer is not None and arm.model is not None
+            started = time.perf_counter()
+            state = checkpoints.snapshot(
+                epoch=record.epoch,
+                model=arm.model,
+                optimizer=arm.optimizer,
+                records=arm.outcome.records,
+                belongs_to=plan.fingerprint(),
+            )
+            writer.submit(plan.store, checkpoint_key(plan.run_id), state)
+            arm.checkpointing += time.perf_counter() - started
 
 
 def _conclude(arm: _Arm) -> None:

@@ -107,6 +107,39 @@ def test_a_diverged_arm_leaves_the_group_and_the_others_go_on(tmp_path: Path) ->
         assert_same(alone(plans[k], tmp_path)[1], records[k])
 
 
+def test_a_fused_groups_epoch_is_one_write_of_its_training_arms_records(tmp_path: Path) -> None:
+    exploding = {"name": "sgd", "learning_rate": 1e12}
+    plans = [plan("adam", tmp_path), plan(exploding, tmp_path), plan("rmsprop", tmp_path)]
+    each: list[list[TrainRecord]] = [[] for _ in plans]
+    writes: list[list[TrainRecord]] = []
+    outcomes = train_group(
+        plans,
+        [hooks(r, on_job_records=lambda found: writes.append(list(found))) for r in each],
+        cache_dir=tmp_path,
+    )
+    assert [o.status for o in outcomes] == ["succeeded", "diverged", "succeeded"]
+    assert each == [[], [], []]  # nothing went through an arm's own hook
+    # epoch 0 of all three; then the two that train on (the diverged arm reports no epoch 1)
+    assert [[(r.run_id, r.epoch) for r in w] for w in writes] == [
+        [(plans[0].run_id, 0), (plans[1].run_id, 0), (plans[2].run_id, 0)],
+        *([(plans[0].run_id, e), (plans[2].run_id, e)] for e in range(1, plans[0].epochs + 1)),
+    ]
+    for k, outcome in enumerate(outcomes):
+        assert outcome.records == [r for w in writes for r in w if r.run_id == plans[k].run_id]
+    assert_same(alone(plans[0], tmp_path)[1], outcomes[0].records)
+
+
+def test_a_lone_run_reports_through_its_own_hook_even_with_a_job_writer(tmp_path: Path) -> None:
+    mine: list[TrainRecord] = []
+    writes: list[Any] = []
+    outcome = train(
+        plan("adam", tmp_path), cache_dir=tmp_path, hooks=hooks(mine, on_job_records=writes.append)
+    )
+    assert writes == [] and [r.epoch for r in mine] == [0, 1, 2, 3] == [
+        r.epoch for r in outcome.records
+    ]
+
+
 def test_a_fused_group_resumes_from_its_checkpoints_as_if_uninterrupted(tmp_path: Path) -> None:
     store = ArtifactStore(str(tmp_path / "artifacts"))
     ids = [uuid.uuid4() for _ in OPTIMIZERS[:3]]
