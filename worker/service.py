@@ -336,13 +336,17 @@ def _run(
 
 def _hooks(claimed: Claimed, heart: Heartbeat, watch: CancelWatch, ctx: WorkerContext) -> RunHooks:
     run_id, job_id = claimed.run.id, claimed.job_id
+
+    def store(records: Sequence[Record]) -> list[Sequenced]:  # any run's of the job
+        return store_records(job_id, records, ctx)
+
     return RunHooks(
         on_start=lambda sha, env: _record_start(run_id, sha, env, ctx),
-        on_records=lambda records: store_records(job_id, records, ctx),
+        on_records=store,
         cancel_requested=lambda: heart.lost or heart.cancelled or watch.cancelled,
         poll_seconds=ctx.settings.cancel_poll_seconds,
         hand_back_requested=hand_back_requested,
-        on_job_records=lambda records: store_records(job_id, records, ctx),
+        on_job_records=store,
     )
 
 
