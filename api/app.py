@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from limits.storage import RedisStorage
 
 from api import auth, errors, openapi
+from api.admission import Admission
 from api.background import Background
 from api.limits import BodyLimit
 from api.logs import RequestObserver
@@ -99,12 +100,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="optarena", version="0.2.0", description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
+    uploads_posted = {("POST", "/datasets"), ("POST", "/models")}
+    # Innermost: a request waits its turn once the body limit has let its body in
+    app.add_middleware(
+        Admission,
+        limit=settings.api_concurrency,
+        exempt_paths={"/healthz", "/readyz", "/metrics"},
+        exempt=uploads_posted,
+    )
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,
         # Uploads: the file's own limit (checked exactly as it is read) plus the multipart
         # framing around it.
-        larger={("POST", "/datasets"), ("POST", "/models")},
+        larger=uploads_posted,
         larger_max_bytes=settings.max_upload_bytes + 64 * 1024,
     )
     # The outermost: a refused body is counted and logged too, and every line of a request

@@ -44,6 +44,15 @@ class Settings(BaseSettings):
         description="API server processes behind the one port (each runs its own relay, "
         "reaper and event-stream tails; all of them are safe to run several times).",
     )
+    api_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=12,
+        description="Requests each API process handles at once; the others wait their turn "
+        "on the event loop. Below the 15 connections and 40 threads a process pools, so an "
+        "admitted request always gets both (more in flight could stall a process: "
+        "api/admission.py).",
+    )
     key_cache_seconds: float = Field(
         default=5,
         ge=0,
