@@ -4,6 +4,8 @@ its own so no other worker takes the tasks the tests send. Every rig sets its ow
 (rate limits included), and waits on conditions, never on the clock."""
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,6 +36,26 @@ KEYS = {
 
 
 T = TypeVar("T")
+
+UV = Path(sys.executable).parent / "uv"  # from the dev lock, beside the tests' Python
+
+
+def make_venv(path: Path, *requirements: str) -> Path:
+    """A virtual environment of its own at `path` (made anew, without the project's site
+    packages) with `requirements` installed by uv, as pip would install them; its Python."""
+    subprocess.run(
+        [str(UV), "venv", "--quiet", "--clear", "--python", sys.executable, str(path)], check=True
+    )
+    python = path / "bin" / "python"
+    install(python, *requirements)
+    return python
+
+
+def install(python: Path, *requirements: str, reinstall: bool = False) -> None:
+    """`pip install` of `requirements` into the environment of `python`, by uv."""
+    command = [str(UV), "pip", "install", "--quiet", "--python", str(python)]
+    command += ["--no-deps", "--reinstall"] if reinstall else []
+    subprocess.run([*command, *requirements], check=True)
 
 
 def wait_for(what: str, check: Callable[[], T], *, timeout: float = 60, every: float = 0.1) -> T:

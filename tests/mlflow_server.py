@@ -3,7 +3,6 @@ environment of its own (.data/venv-mlflow): MLflow is never a dependency of opta
 
 import os
 import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, make_venv, wait_for
 
 VENV = ROOT / ".data" / "venv-mlflow"
 # pyproject's test-only dependency group
@@ -25,8 +24,7 @@ def mlflow_python() -> Path:
     stamp = VENV / ".installed"
     want = "\n".join(GROUP)
     if not (VENV / "bin" / "mlflow").exists() or not stamp.exists() or stamp.read_text() != want:
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *GROUP], check=True)
+        make_venv(VENV, *GROUP)
         stamp.write_text(want)
     return python
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, install, make_venv, wait_for
 from tests.e2e.conftest import Service, free_port
 from tests.mlflow_server import mlflow_server
 
@@ -67,13 +67,10 @@ def client_python() -> Path:
     stamp = CLIENT_VENV / ".installed"
     want = hashlib.sha256((ROOT / "client" / "pyproject.toml").read_bytes()).hexdigest()
     if not stamp.exists() or stamp.read_text() != want:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(CLIENT_VENV)], check=True)
-        pip = [str(python), "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, f"{ROOT / 'client'}[pandas]"], check=True)
+        make_venv(CLIENT_VENV, f"{ROOT / 'client'}[pandas]")
         stamp.write_text(want)
     else:
-        pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall"]
-        subprocess.run([*pip, str(ROOT / "client")], check=True)
+        install(python, str(ROOT / "client"), reinstall=True)
     return python
 
 
