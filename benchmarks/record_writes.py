@@ -1,7 +1,7 @@
 """Epoch records written as training writes them (worker.service.store_records: Postgres,
 then the live stream), beside the write they replaced, from one run:
 
-- one record at a time: median latency of a call;
+- one record at a time: median latency of a call, the writes taking turns call by call;
 - the same through the floor: the SQL function alone on a bare driver connection;
 - 8 concurrent writers into one job, as 8 worker processes and as 8 threads of one process:
   records a second, each record its own call; the job's cursor is checked gap-free and every
@@ -119,7 +119,22 @@ def bare(job_id: uuid.UUID, records: Sequence[Record], ctx: WorkerContext) -> ob
     ]
 
 
+def through_sqlalchemy(job_id: uuid.UUID, records: Sequence[Record], ctx: WorkerContext) -> object:
+    """Stop 30's write: the same statement and stream append, the statement run through
+    SQLAlchemy's `exec_driver_sql` (its result handling) instead of on the driver."""
+    record = records[0]
+    stored = record.stored_json()
+    with one_statement(ctx.sessions) as connection:
+        seq = connection.exec_driver_sql(
+            BARE_SQL, (job_id, record.run_id, record.position, record.time, stored)
+        ).scalar()
+    rows = [Sequenced(seq=int(seq), data=json.loads(stored), text=stored)]
+    ctx.stream.append(job_id, rows, live_ttl=600)
+    return rows
+
+
 WRITES: dict[str, Write] = {"optarena": store_records, "baseline": baseline, "bare": bare}
+SINGLE_ONLY: dict[str, Write] = {"stop 30": through_sqlalchemy}
 
 
 def context(db_url: str) -> WorkerContext:
@@ -297,22 +312,32 @@ def _count(ctx: WorkerContext, job_id: uuid.UUID) -> int:
         )
 
 
+def one_at_a_time(ctx: WorkerContext) -> dict[str, float]:
+    """Median ms of a one-record call for each write, the writes taking turns call by call
+    (this machine's speed drifts within a minute: a block of each would compare moments)."""
+    every = WRITES | SINGLE_ONLY
+    targets = {how: new_job(ctx) for how in every}
+    for how, (job_id, runs) in targets.items():
+        for epoch in range(1, 6):  # warm
+            every[how](job_id, [record(runs[0], epoch)], ctx)
+    latencies: dict[str, list[float]] = {how: [] for how in every}
+    for epoch in range(6, SINGLES + 6):
+        for how, (job_id, runs) in targets.items():
+            started = time.perf_counter()
+            every[how](job_id, [record(runs[0], epoch)], ctx)
+            latencies[how].append(time.perf_counter() - started)
+    return {how: 1000 * statistics.median(times) for how, times in latencies.items()}
+
+
 def main() -> None:
     found: dict[str, dict[str, float]] = {}
     with database("optarena_bench_writes") as db_url:
         ctx = context(db_url)
+        for how, ms in one_at_a_time(ctx).items():
+            found[how] = {"one_ms": ms}
+        stop30 = found.pop("stop 30")["one_ms"]
         for how in WRITES:
-            job_id, runs = new_job(ctx)
-            writes(how, ctx, job_id, runs[0], 5)  # warm
-            latencies = []
-            for epoch in range(6, SINGLES + 6):
-                started = time.perf_counter()
-                WRITES[how](job_id, [record(runs[0], epoch)], ctx)
-                latencies.append(time.perf_counter() - started)
-            found[how] = {
-                "one_ms": 1000 * statistics.median(latencies),
-                "processes": concurrent(how, db_url, ctx, processes=True),
-            }
+            found[how]["processes"] = concurrent(how, db_url, ctx, processes=True)
             if how != "bare":  # (one bare connection a process)
                 found[how]["threads"] = concurrent(how, db_url, ctx, processes=False)
         found["optarena"]["group"] = group_epochs(ctx, together=True)
@@ -343,6 +368,9 @@ def main() -> None:
         f"{floor['one_ms']:.2f} ms, 8 processes {floor['processes']:.0f} records/s"
     )
     print(
+        f"stop 30's write (the statement through SQLAlchemy's handling): one record {stop30:.2f} ms"
+    )
+    print(
         json.dumps(
             {
                 "one_record_ms": round(found["optarena"]["one_ms"], 2),
@@ -350,6 +378,7 @@ def main() -> None:
                 "processes_records_per_second": round(found["optarena"]["processes"]),
                 "target_records_per_second": 2000,
                 "bare_driver": [round(floor["one_ms"], 2), round(floor["processes"])],
+                "stop_30_one_record_ms": round(stop30, 2),
                 "fused_epoch_ms": [
                     round(found["optarena"][k], 2) for k in ("fused_early", "fused_late")
                 ],

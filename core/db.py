@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -87,3 +88,29 @@ def one_statement(factory: sessionmaker[Session]) -> Iterator[Connection]:
     disconnects (the connection is not pinged first); nothing runs after a commit here."""
     with _autocommit_twin(factory).connect() as connection:
         yield connection
+
+
+def driver_scalar(connection: Connection, statement: str, parameters: tuple[Any, ...]) -> Any:
+    """The first value of `statement`'s first row (None without one), run on the connection's
+    own driver connection: SQLAlchemy's handling of a statement (its result's description
+    read anew each call) cost as much Python as the rest of the epoch's record write. Errors
+    come out as SQLAlchemy raises them, and a disconnect invalidates the connection, so the
+    pool and the callers' retries see what they see for any other statement."""
+    dialect = connection.dialect
+    proxied = connection.connection
+    driver: Any = proxied.driver_connection
+    try:
+        row = driver.execute(statement, parameters).fetchone()
+    except dialect.loaded_dbapi.Error as error:
+        lost = dialect.is_disconnect(error, proxied, None)
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            statement,
+            parameters,
+            error,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from error
+    return None if row is None else row[0]

@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from core.db import driver_scalar
 from core.keys import Principal
 from core.models import (
     FINISHED_JOB,
@@ -528,15 +529,15 @@ class RecordRepository:
 
     def _add_one(self, job_id: uuid.UUID, record: Record) -> list[Sequenced]:
         stored = record.stored_json()
-        # The driver's own statement (no text() to bind): this runs once an epoch a run,
-        # and SQLAlchemy's statement handling was a fifth of the call.
+        # On the driver's connection: this runs once an epoch a run
         connection = (
             self.session.connection() if isinstance(self.session, Session) else self.session
         )
-        seq = connection.exec_driver_sql(
+        seq = driver_scalar(
+            connection,
             "SELECT optarena_add_record(%s, %s, %s, %s, %s::jsonb)",
             (job_id, record.run_id, record.position, record.time, stored),
-        ).scalar()
+        )
         if seq is None:
             return []
         return [Sequenced(seq=int(seq), data=json.loads(stored), text=stored)]
