@@ -142,6 +142,8 @@ class SharedStep(keras.Model):
     by side traced K copies of it (most of a fused job's first epoch). Each arm's own
     optimizer applies that arm's gradients to its own weights, and its dropout generators and
     metrics move on from their own state, so each arm computes exactly what it computes alone.
+    Evaluation is not compiled as one step: each batch goes through one arm's evaluation,
+    traced once, arm after arm from Python.
     """
 
     def __init__(
@@ -200,21 +202,38 @@ class SharedStep(keras.Model):
         gradients = tape.gradient(loss, trainable)
         return gradients, other, self._measure(y, predicted, loss, states)
 
-    def _test_arm(self, trainable: Any, other: Any, states: Any, x: Any, y: Any) -> Any:
+    def _test_arm(self, trainable: Any, other: Any, variables: Any, x: Any, y: Any) -> Any:
+        """One arm's evaluation of a batch: its metrics' variables (`variables`, one list a
+        metric) moved on, and their results."""
         predicted, _ = self._template.stateless_call(trainable, other, x, training=False)
-        return self._measure(y, predicted, self._loss(y, predicted), states)
+        states = [[v.read_value() for v in own] for own in variables]
+        new = self._measure(y, predicted, self._loss(y, predicted), states)
+        results = []
+        templates = (self._template_loss, *self._template_metrics)
+        for template, own, state in zip(templates, variables, new, strict=True):
+            for variable, value in zip(own, state, strict=True):
+                variable.assign(value)
+            results.append(template.stateless_result(state))
+        return results
 
     def _states(self, k: int) -> list[list[Any]]:
         return [[v.value for v in m.variables] for m in (self.arm_losses[k], *self.arm_metrics[k])]
 
     def _update(self, k: int, states: Any) -> dict[str, Any]:
-        logs = {}
         for metric, state in zip((self.arm_losses[k], *self.arm_metrics[k]), states, strict=True):
             for variable, value in zip(metric.variables, state, strict=True):
                 variable.assign(value)
-            name = metric.name if metric is self.arm_losses[k] else f"arm_{k}_{metric.name}"
-            logs[name] = metric.result()
-        return logs
+        return self._logs(k, [metric.result() for metric in self._arm_measures(k)])
+
+    def _arm_measures(self, k: int) -> tuple[Any, ...]:
+        return (self.arm_losses[k], *self.arm_metrics[k])
+
+    def _logs(self, k: int, results: Sequence[Any]) -> dict[str, Any]:
+        """Arm k's results named as fit's and evaluate's logs name them."""
+        return {
+            metric.name if metric is self.arm_losses[k] else f"arm_{k}_{metric.name}": result
+            for metric, result in zip(self._arm_measures(k), results, strict=True)
+        }
 
     def train_step(self, data: Any) -> dict[str, Any]:
         x, targets = data[0], data[1]
@@ -233,18 +252,45 @@ class SharedStep(keras.Model):
             logs |= self._update(k, states)
         return logs
 
+    def make_test_function(self, force: bool = False) -> Any:
+        """Evaluation from Python, arm after arm, each batch through `test_arm` (one arm's
+        pass, traced once for every arm): the K arms' test step traced as one graph cost more
+        than all of a job's evaluation, a few batches an epoch, runs."""
+        made = getattr(self, "test_function", None)  # (Keras sets it; untyped)
+        if made is not None and not force:
+            return made
+        steps = self.steps_per_execution
+
+        def function(iterator: Any) -> dict[str, Any]:
+            logs = None
+            if hasattr(iterator, "get_next_as_optional"):
+                for _ in range(steps):
+                    batch = iterator.get_next_as_optional()
+                    if not batch.has_value():
+                        break
+                    logs = self.test_step(batch.get_value())
+            else:
+                for _, data in zip(range(steps), iterator, strict=False):
+                    logs = self.test_step(data)
+            if logs is None:
+                raise StopIteration
+            return logs
+
+        self.test_function = function
+        return function
+
     def test_step(self, data: Any) -> dict[str, Any]:
         x, targets = data[0], data[1]
         logs: dict[str, Any] = {}
         for k, model in enumerate(self.arms):
-            states = self.test_arm(
+            results = self.test_arm(
                 [v.value for v in model.trainable_variables],
                 [v.value for v in model.non_trainable_variables],
                 self._states(k),
                 x,
                 targets[k],
             )
-            logs |= self._update(k, states)
+            logs |= self._logs(k, results)
         return logs
 
 
