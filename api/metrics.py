@@ -7,13 +7,11 @@ PROMETHEUS_MULTIPROC_DIR at a fresh directory before they start, and a scrape of
 sums every process's counters (prometheus-client's multiprocess mode).
 """
 
-import contextlib
 import logging
 import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -62,12 +60,10 @@ def observe_end(scope: Scope, status: int) -> None:
     REQUESTS.labels(scope["method"], _route(scope), str(status)).inc()
 
 
-def observe_lag(data: dict[str, Any]) -> None:
-    """A live record event is leaving: how long since its epoch ended."""
-    ended = data.get("time")
-    if isinstance(ended, str):
-        with contextlib.suppress(ValueError):
-            LAG.observe(max(0.0, time.time() - datetime.fromisoformat(ended).timestamp()))
+def observe_lag(ended: float | None) -> None:
+    """A live record event is leaving: how long since its epoch ended (a Unix time)."""
+    if ended is not None:
+        LAG.observe(max(0.0, time.time() - ended))
 
 
 class ServiceState(Collector):

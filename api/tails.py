@@ -11,13 +11,17 @@ without a gap, the same rule `core.stream.gapless` keeps.
 
 import asyncio
 import bisect
+import contextlib
+import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from sse_starlette import ServerSentEvent
 
 from core.records import Sequenced
 from core.stream import decode, metrics_key
@@ -26,11 +30,32 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Live:
+    """A record as streams send it: its `record` event, encoded once for every stream that
+    sends it from the tail, and when its epoch ended (what the stream's lag is measured from)."""
+
+    seq: int
+    data: dict[str, Any]
+    event: bytes
+    ended: float | None
+
+    @classmethod
+    def of(cls, record: Sequenced) -> "Live":
+        data = {"cursor": str(record.seq), **record.data}
+        event = ServerSentEvent(data=json.dumps(data), event="record", id=str(record.seq))
+        ended = None
+        if isinstance(record.data.get("time"), str):
+            with contextlib.suppress(ValueError):
+                ended = datetime.fromisoformat(record.data["time"]).timestamp()
+        return cls(seq=record.seq, data=record.data, event=event.encode(), ended=ended)
+
+
+@dataclass(frozen=True)
 class Waited:
     """What a wait gave: the records that continue the cursor (maybe none), and whether the
     tail holds records past the cursor that do not continue it (read them yourself)."""
 
-    records: list[Sequenced]
+    records: list[Live]
     behind: bool
 
 
@@ -43,7 +68,7 @@ class Tail:
         self.keep = keep
         self.last = start  # the id the next XREAD continues from
         self.seqs: list[int] = []
-        self.records: list[Sequenced] = []
+        self.records: list[Live] = []
         self.watchers = 0
         self.arrived = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -72,7 +97,7 @@ class Tail:
             except ValueError:
                 continue
             self.seqs.append(seq)
-            self.records.append(Sequenced(seq=seq, data=data))
+            self.records.append(Live.of(Sequenced(seq=seq, data=data)))
             self.last = seq
         if len(self.seqs) > self.keep:
             del self.seqs[: -self.keep]
@@ -154,7 +179,9 @@ class Tails:
             if left <= 0:
                 return found
             try:
-                await asyncio.wait_for(tail.arrived.wait(), left)
+                # (a timeout of the waiting task itself: wait_for made a task a wait)
+                async with asyncio.timeout(left):
+                    await tail.arrived.wait()
             except TimeoutError:
                 return tail.after(cursor)
 

@@ -5,7 +5,9 @@ Latency = arrival of the `record` event at the client minus the time the epoch e
 writer, which stores it as the worker does (worker.service.store_records: the Postgres
 commit, then XADD). One API process (`python -m api`, the defaults: every stream of a job in
 the process waits on the job's one tail). The clients are plain asyncio sockets, so the load
-generator itself costs little of the two cores.
+generator itself costs little of the two cores, and the writer processes are started and
+connected before the first epoch ends (their start took seconds of both cores, inside the
+window, until stop 31).
 
 Run: .venv/bin/python benchmarks/sse_load.py (needs Postgres and Redis).
 """
@@ -19,6 +21,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -80,14 +83,18 @@ async def watch(url: str, job_id: str, latencies: list[float], ready: asyncio.Ev
         writer.close()
 
 
-def writer(db_url: str, jobs: list[tuple[uuid.UUID, list[uuid.UUID]]]) -> None:
-    """Every job gets an epoch each GAP_SECONDS, the jobs' records spread over the gap."""
+def writer(db_url: str, jobs: list[tuple[uuid.UUID, list[uuid.UUID]]], ready: Any, go: Any) -> None:
+    """Every job gets an epoch each GAP_SECONDS, the jobs' records spread over the gap. Once
+    started (its imports done) it waits for `go`, as a worker is up before its epochs end: a
+    process's start is no part of the window the latencies are measured in."""
     settings = Settings(database_url=db_url, redis_url=REDIS_URL, task_queue="unused")
     ctx = WorkerContext(
         settings=settings,
         sessions=make_session_factory(make_engine(db_url)),
         stream=MetricsStream(make_redis(REDIS_URL), maxlen=100_000, ttl_seconds=600),
     )
+    ready.release()
+    go.wait()
     for epoch in range(1, RECORDS + 1):
         started = time.monotonic()
         for i, (job_id, run_ids) in enumerate(jobs):
@@ -133,9 +140,18 @@ async def scenario(url: str, db_url: str, jobs: int, each: int) -> list[float]:
     ids = [(uuid.UUID(j["id"]), [uuid.UUID(r["id"]) for r in j["runs"]]) for j in made]
     # The writers are processes of their own, as workers are: not the clients' event loop.
     spawn = multiprocessing.get_context("spawn")
-    writers = [spawn.Process(target=writer, args=(db_url, ids[w::WRITERS])) for w in range(WRITERS)]
+    ready, go = spawn.Semaphore(0), spawn.Event()
+    writers = [
+        spawn.Process(target=writer, args=(db_url, ids[w::WRITERS], ready, go))
+        for w in range(WRITERS)
+    ]
     for process in writers:
         process.start()
+    for _ in writers:
+        while not await asyncio.to_thread(ready.acquire, timeout=1.0):
+            if not all(process.is_alive() for process in writers):
+                raise RuntimeError("a writer died before it was ready")
+    go.set()
     for process in writers:
         await asyncio.to_thread(process.join)
         if process.exitcode != 0:

@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -135,6 +135,13 @@ class JobRepository:
         self.session.flush()
         OutboxRepository(self.session).add_runs([row.id for row in rows], queue=queue)
         return rows
+
+    def progress(self, job_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, tuple[JobStatus, int]]:
+        """Each job's status and last record number (a job that is gone is left out)."""
+        rows = self.session.execute(
+            select(Job.id, Job.status, Job.metrics_seq).where(Job.id.in_(list(job_ids)))
+        ).tuples()
+        return {job_id: (status, metrics_seq) for job_id, status, metrics_seq in rows}
 
     def get(self, job_id: uuid.UUID, *, lock: bool = False) -> Job | None:
         query = select(Job).where(Job.id == job_id)
@@ -276,15 +283,21 @@ class RunRepository:
             )
         )
 
-    def states(self, job_id: uuid.UUID) -> list[tuple[uuid.UUID, int, RunStatus, str | None]]:
-        """(id, index, status, error) of each of the job's runs, in order."""
-        return list(
-            self.session.execute(
-                select(Run.id, Run.index, Run.status, Run.error)
-                .where(Run.job_id == job_id)
-                .order_by(Run.index)
-            ).tuples()
-        )
+    def states_of(
+        self, job_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, list[tuple[uuid.UUID, int, RunStatus, str | None]]]:
+        """(id, index, status, error) of each of the jobs' runs, in order, by job."""
+        found: dict[uuid.UUID, list[tuple[uuid.UUID, int, RunStatus, str | None]]] = {
+            job_id: [] for job_id in job_ids
+        }
+        rows = self.session.execute(
+            select(Run.job_id, Run.id, Run.index, Run.status, Run.error)
+            .where(Run.job_id.in_(list(job_ids)))
+            .order_by(Run.job_id, Run.index)
+        ).tuples()
+        for job_id, run_id, index, status, error in rows:
+            found[job_id].append((run_id, index, status, error))
+        return found
 
     def visible(self, run_ids: Sequence[uuid.UUID], principal: Principal) -> list[Run]:
         """Those of the runs whose jobs this key may see."""

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -28,7 +29,7 @@ from api.deps import ERRORS, SessionDep
 from api.metrics import STREAMS, observe_lag
 from api.schemas import ErrorOut
 from api.services.jobs import not_found
-from api.tails import Tails
+from api.tails import Live, Tails
 from core.errors import Conflict
 from core.models import FINISHED_JOB, Job
 from core.records import Sequenced
@@ -50,7 +51,7 @@ class Snapshot:
 
 
 def _snapshot_of(session: Session, job: Job) -> Snapshot:
-    runs = RunRepository(session).states(job.id)
+    runs = RunRepository(session).states_of([job.id])[job.id]
     return Snapshot(
         status=job.status.value,
         finished=job.status in FINISHED_JOB,
@@ -59,32 +60,62 @@ def _snapshot_of(session: Session, job: Job) -> Snapshot:
     )
 
 
-def _snapshot(sessions: sessionmaker[Session], job_id: uuid.UUID) -> Snapshot | None:
+def _snapshots(
+    sessions: sessionmaker[Session], job_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, Snapshot]:
+    """The jobs' snapshots in two plain queries (a job that is gone has none)."""
     with sessions() as session:
-        job = JobRepository(session).get(job_id)
-        return None if job is None else _snapshot_of(session, job)
+        found = JobRepository(session).progress(job_ids)
+        runs = RunRepository(session).states_of(job_ids)
+    return {
+        job_id: Snapshot(
+            status=status.value,
+            finished=status in FINISHED_JOB,
+            metrics_seq=metrics_seq,
+            runs=[(run_id, index, run.value, error) for run_id, index, run, error in runs[job_id]],
+        )
+        for job_id, (status, metrics_seq) in found.items()
+    }
 
 
 class Snapshots:
-    """One Postgres look per job at a time, shared by every stream of that job in the process:
-    fifty watchers cost one query per interval, not fifty."""
+    """Postgres looks shared by every stream in the process: a stream asks for its job's
+    snapshot at most once a wait, and is given one taken at most `max_age` ago; the jobs whose
+    snapshots are older by then are looked at together, in one look (two queries) for all of
+    them, so a thousand streams over twenty jobs cost a few looks a second, not twenty
+    looks on twenty connections at once."""
 
     def __init__(self, sessions: sessionmaker[Session], *, max_age: float) -> None:
         self.sessions = sessions
         self.max_age = max_age
-        self._looks: dict[uuid.UUID, tuple[float, asyncio.Future[Snapshot | None]]] = {}
+        self._taken: dict[uuid.UUID, tuple[float, Snapshot | None]] = {}
+        self._wanted: set[uuid.UUID] = set()
+        self._look: asyncio.Future[None] | None = None
 
     async def get(self, job_id: uuid.UUID) -> Snapshot | None:
-        now = time.monotonic()
-        look = self._looks.get(job_id)
-        if look is None or now - look[0] > self.max_age:
-            if len(self._looks) > 1000:
-                self._looks = {k: v for k, v in self._looks.items() if now - v[0] < 60}
-            future = asyncio.ensure_future(run_in_threadpool(_snapshot, self.sessions, job_id))
-            look = (now, future)
-            self._looks[job_id] = look
-        # Shielded: a watcher that goes away does not cancel the look the others wait for.
-        return await asyncio.shield(look[1])
+        """The job's snapshot, taken at most `max_age` ago (None: the job is gone)."""
+        asked = time.monotonic()
+        while True:
+            taken = self._taken.get(job_id)
+            if taken is not None and taken[0] >= asked - self.max_age:
+                return taken[1]
+            self._wanted.add(job_id)
+            if self._look is None:
+                self._look = asyncio.ensure_future(self._look_now())
+            # Shielded: a stream that goes away does not cancel the look the others wait for.
+            await asyncio.shield(self._look)
+
+    async def _look_now(self) -> None:
+        try:
+            wanted, self._wanted = self._wanted, set()
+            started = time.monotonic()
+            found = await run_in_threadpool(_snapshots, self.sessions, wanted)
+            if len(self._taken) > 1000:
+                self._taken = {k: v for k, v in self._taken.items() if started - v[0] < 60}
+            for job_id in wanted:
+                self._taken[job_id] = (started, found.get(job_id))
+        finally:
+            self._look = None
 
 
 def _from_postgres(
@@ -92,11 +123,6 @@ def _from_postgres(
 ) -> list[Sequenced]:
     with sessions() as session:
         return RecordRepository(session).after(job_id, cursor=cursor, limit=PAGE)
-
-
-def _record_event(record: Sequenced) -> ServerSentEvent:
-    data = {"cursor": str(record.seq), **record.data}
-    return ServerSentEvent(data=json.dumps(data), event="record", id=str(record.seq))
 
 
 CURSOR_PATTERN = r"^[0-9]{1,18}$"
@@ -192,7 +218,7 @@ async def _events(
                 if not records:
                     break
                 for record in records:
-                    yield _record_event(record)
+                    yield Live.of(record).event
                 cursor = records[-1].seq
             if snapshot.finished and cursor >= snapshot.metrics_seq:
                 data = {"job_id": str(job_id), "status": snapshot.status, "cursor": str(cursor)}
@@ -204,14 +230,15 @@ async def _events(
             # changes, the end) when the wait times out, and at most once per look interval
             # while records flow, so many watchers cost neither Redis reads nor queries.
             waited = await tails.wait(tail, cursor, timeout_ms=block_ms)
-            records = waited.records
-            if waited.behind and not records:
-                records = await _read(sessions, client, job_id, cursor, live=True)
-            for record in records:
-                observe_lag(record.data)
-                yield _record_event(record)
-            if records:
-                cursor = records[-1].seq
+            arrived = waited.records
+            if waited.behind and not arrived:
+                read = await _read(sessions, client, job_id, cursor, live=True)
+                arrived = [Live.of(record) for record in read]
+            for live in arrived:
+                observe_lag(live.ended)
+                yield live.event
+            if arrived:
+                cursor = arrived[-1].seq
                 if time.monotonic() - looked < block_ms / 1000:
                     continue
             fresh = await snapshots.get(job_id)

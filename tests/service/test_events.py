@@ -201,3 +201,45 @@ def test_an_idle_stream_gets_heartbeats(client: TestClient, live_url: str) -> No
             if line.startswith(":"):
                 break
     assert lines[-1].startswith(": ping"), lines
+
+
+def test_streams_of_many_jobs_share_one_look_at_postgres(
+    client: TestClient, sessions: sessionmaker[Session], db_engine: Any
+) -> None:
+    """Twenty jobs' streams asking at once are answered by one look (two queries), and asking
+    again within the look's age asks Postgres nothing."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    from api.routes.events import Snapshots
+
+    jobs = [submit(client, {"optimizers": ["sgd", "adam"], "epochs": 2}) for _ in range(20)]
+    start(sessions, jobs[0])
+    gone = uuid.uuid4()
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db_engine, "before_cursor_execute", count)
+    try:
+        snapshots = Snapshots(sessions, max_age=3600)  # nothing ages while the test runs
+        ids = [uuid.UUID(job["id"]) for job in jobs] + [gone]
+
+        async def ask() -> list[Any]:
+            return await asyncio.gather(*(snapshots.get(i) for i in ids * 3))
+
+        first = asyncio.run(ask())
+        looked = len(statements)
+        again = asyncio.run(ask())
+    finally:
+        event.remove(db_engine, "before_cursor_execute", count)
+    assert looked == 2, statements
+    assert len(statements) == looked  # the second round was answered from the first look
+    assert first == again
+    assert first[20] is None  # a job that is gone has no snapshot
+    assert first[0].status == "running" and first[1].status == "queued"
+    assert [run[1] for run in first[0].runs] == [0, 1]
+    assert {run[2] for run in first[0].runs} == {"running"}
+    assert first[0].metrics_seq == 0 and not first[0].finished
