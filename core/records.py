@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 
 class Record(BaseModel):
@@ -50,21 +50,48 @@ class Record(BaseModel):
 R = TypeVar("R", bound=Record)
 
 
-class Sequenced(BaseModel):
-    """A stored record (as JSON data) with its number in the job's sequence: the cursor."""
+class Sequenced:
+    """A stored record (as JSON data) with its number in the job's sequence: the cursor.
 
-    model_config = ConfigDict(frozen=True)
+    A writer that has the record's JSON text gives it as `text` (the stream's entry, never
+    served and no part of what the record is); `data` is then parsed from it when first
+    asked for, and a writer's bulk write that only streams its records never parses them.
+    `source` is the record it was stored from, when the writer has it (its metrics read it).
+    """
 
-    seq: int
-    data: dict[str, Any]
-    # `data` as JSON text when the writer has it already (the stream's entry), never served
-    # and no part of what the record is
-    text: str | None = Field(default=None, exclude=True, repr=False)
+    __slots__ = ("_data", "seq", "source", "text")
+
+    def __init__(
+        self,
+        *,
+        seq: int,
+        data: dict[str, Any] | None = None,
+        text: str | None = None,
+        source: Record | None = None,
+    ) -> None:
+        if data is None and text is None:
+            raise TypeError("a Sequenced record needs its data or its text")
+        self.seq = int(seq)
+        self.text = text
+        self.source = source
+        self._data = data
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            assert self.text is not None
+            self._data = json.loads(self.text)
+        return self._data
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequenced):
             return NotImplemented
         return (self.seq, self.data) == (other.seq, other.data)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Sequenced(seq={self.seq}, data={self.data!r})"
 
     def of(self, record: type[R]) -> R:
         return record.model_validate(self.data)

@@ -1,6 +1,5 @@
 """Every query the service makes. Repositories never commit: the caller owns the transaction."""
 
-import json
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -510,10 +509,6 @@ class RunRepository:
         return done is not None
 
 
-def compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
 class RecordRepository:
     """Records on a session, or on a plain connection (`core.db.one_statement`: the write)."""
 
@@ -553,24 +548,21 @@ class RecordRepository:
         )
         if seq is None:
             return []
-        return [Sequenced(seq=int(seq), data=json.loads(stored), text=stored)]
+        return [Sequenced(seq=int(seq), text=stored, source=record)]
 
     def _add_batch(self, job_id: uuid.UUID, records: Sequence[Record]) -> list[Sequenced]:
         # Each record is serialized once: its text goes into the batch's JSON as it is, and
         # on to the stream.
         texts = [record.stored_json() for record in records]
+        # an ISO time has nothing JSON escapes: it goes into the batch's JSON between quotes
         rows = ",".join(
             f'{{"ord":{i},"run_id":"{record.run_id}","position":{int(record.position)},'
-            f'"time":{compact(record.time.isoformat())},"data":{stored}}}'
+            f'"time":"{record.time.isoformat()}","data":{stored}}}'
             for i, (record, stored) in enumerate(zip(records, texts, strict=True))
         )
-        numbered = self.session.execute(
-            text("SELECT out_ord, out_seq FROM optarena_add_records(:job, CAST(:rows AS jsonb))"),
-            {"job": job_id, "rows": f"[{rows}]"},
-        ).all()
+        numbered = self.session.execute(ADD_RECORDS, {"job": job_id, "rows": f"[{rows}]"}).all()
         return [
-            Sequenced(seq=seq, data=json.loads(texts[ord_]), text=texts[ord_])
-            for ord_, seq in numbered
+            Sequenced(seq=seq, text=texts[ord_], source=records[ord_]) for ord_, seq in numbered
         ]
 
     def after(self, job_id: uuid.UUID, *, cursor: int, limit: int) -> list[Sequenced]:

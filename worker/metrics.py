@@ -5,6 +5,7 @@ PROMETHEUS_MULTIPROC_DIR at a fresh directory before anything imports this modul
 the sum of its processes on OPTARENA_WORKER_METRICS_PORT (no key: a private network's port).
 """
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,13 +45,21 @@ def stored(records: Sequence[Sequenced]) -> None:
     RECORDS.inc(len(records))
     epochs = 0
     for record in records:
-        epoch, seconds = record.data.get("epoch"), record.data.get("epoch_seconds")
+        epoch, seconds = _epoch_of(record)
         if isinstance(epoch, int) and epoch >= 1:
             epochs += 1
-            if isinstance(seconds, int | float):
+            if isinstance(seconds, int | float) and math.isfinite(seconds):
                 EPOCH_SECONDS.observe(seconds)
     if epochs:
         EPOCHS.inc(epochs)
+
+
+def _epoch_of(record: Sequenced) -> tuple[Any, Any]:
+    """The record's epoch and its seconds, from the record it was stored from when there is
+    one (its JSON is not parsed for them)."""
+    if record.source is not None:
+        return getattr(record.source, "epoch", None), getattr(record.source, "epoch_seconds", None)
+    return record.data.get("epoch"), record.data.get("epoch_seconds")
 
 
 def ended(outcome: str) -> None:
