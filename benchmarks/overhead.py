@@ -33,7 +33,14 @@ from core.db import make_engine, make_session_factory  # noqa: E402
 from core.kinds.train.spec import TrainSpec  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.stream import MetricsStream, make_redis  # noqa: E402
-from tests.conftest import REDIS_URL, add_test_keys, auth, create_database, migrate  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    REDIS_URL,
+    add_test_keys,
+    auth,
+    create_database,
+    drop_database,
+    migrate,
+)
 from worker.service import WorkerContext, execute_run  # noqa: E402
 from worker.training.datasets import load_dataset  # noqa: E402
 
@@ -107,31 +114,37 @@ def main() -> None:
         stream=MetricsStream(make_redis(REDIS_URL), maxlen=100_000, ttl_seconds=600),
     )
     rows = []
-    with TestClient(create_app(settings), headers=auth()) as client:
-        common = {"model": MODEL, "optimizers": ["adam"], "batch_size": BATCH, "seeds": [SEED]}
-        service_run(client, ctx, common | {"dataset": {"name": "digits"}, "epochs": 1})  # warm
-        for name, workload in WORKLOADS.items():
-            if name == "fashion_mnist" and not (FASHION / "train-images-idx3-ubyte.gz").exists():
-                print(f"skipping {name}: no files in {FASHION}")
-                continue
-            body = common | workload
-            spec = TrainSpec.model_validate(body)
-            times: dict[str, list[float]] = {
-                "bare": [],
-                "bare+val": [],
-                "bare+val+steps": [],
-                "service": [],
-            }
-            cache, steps = settings.dataset_cache_dir, settings.steps_per_execution
-            for _ in range(REPEATS):
-                times["bare"].append(bare(spec, cache, validate=False))
-                times["bare+val"].append(bare(spec, cache, validate=True))
-                times["bare+val+steps"].append(
-                    bare(spec, cache, validate=True, steps_per_execution=steps)
-                )
-                times["service"].append(service_run(client, ctx, body))
-            median = {k: statistics.median(v) for k, v in times.items()}
-            rows.append((f"{name}, {spec.max_epochs} epochs, batch {BATCH}", median))
+    try:
+        with TestClient(create_app(settings), headers=auth()) as client:
+            common = {"model": MODEL, "optimizers": ["adam"], "batch_size": BATCH, "seeds": [SEED]}
+            service_run(client, ctx, common | {"dataset": {"name": "digits"}, "epochs": 1})  # warm
+            for name, workload in WORKLOADS.items():
+                if (
+                    name == "fashion_mnist"
+                    and not (FASHION / "train-images-idx3-ubyte.gz").exists()
+                ):
+                    print(f"skipping {name}: no files in {FASHION}")
+                    continue
+                body = common | workload
+                spec = TrainSpec.model_validate(body)
+                times: dict[str, list[float]] = {
+                    "bare": [],
+                    "bare+val": [],
+                    "bare+val+steps": [],
+                    "service": [],
+                }
+                cache, steps = settings.dataset_cache_dir, settings.steps_per_execution
+                for _ in range(REPEATS):
+                    times["bare"].append(bare(spec, cache, validate=False))
+                    times["bare+val"].append(bare(spec, cache, validate=True))
+                    times["bare+val+steps"].append(
+                        bare(spec, cache, validate=True, steps_per_execution=steps)
+                    )
+                    times["service"].append(service_run(client, ctx, body))
+                median = {k: statistics.median(v) for k, v in times.items()}
+                rows.append((f"{name}, {spec.max_epochs} epochs, batch {BATCH}", median))
+    finally:
+        drop_database("optarena_bench_overhead")
     steps = settings.steps_per_execution
     print(
         f"{'workload':<32}{'bare fit s':>11}{'fit+val s':>11}{f'+{steps} a call s':>15}"
