@@ -31,7 +31,7 @@ from api.schemas import ErrorOut
 from api.services.jobs import not_found
 from api.tails import Live, Tails
 from core.errors import Conflict
-from core.models import FINISHED_JOB, Job
+from core.models import FINISHED_JOB, Job, JobStatus, RunStatus
 from core.records import Sequenced
 from core.repositories import JobRepository, RecordRepository, RunRepository
 from core.stream import gapless, metrics_key
@@ -50,13 +50,20 @@ class Snapshot:
     runs: list[tuple[uuid.UUID, int, str, str | None]]
 
 
-def _snapshot_of(session: Session, job: Job) -> Snapshot:
-    runs = RunRepository(session).states_of([job.id])[job.id]
+def _snapshot(
+    status: JobStatus, metrics_seq: int, runs: list[tuple[uuid.UUID, int, RunStatus, str | None]]
+) -> Snapshot:
     return Snapshot(
-        status=job.status.value,
-        finished=job.status in FINISHED_JOB,
-        metrics_seq=job.metrics_seq,
-        runs=[(run_id, index, status.value, error) for run_id, index, status, error in runs],
+        status=status.value,
+        finished=status in FINISHED_JOB,
+        metrics_seq=metrics_seq,
+        runs=[(run_id, index, run.value, error) for run_id, index, run, error in runs],
+    )
+
+
+def _snapshot_of(session: Session, job: Job) -> Snapshot:
+    return _snapshot(
+        job.status, job.metrics_seq, RunRepository(session).states_of([job.id])[job.id]
     )
 
 
@@ -68,12 +75,7 @@ def _snapshots(
         found = JobRepository(session).progress(job_ids)
         runs = RunRepository(session).states_of(job_ids)
     return {
-        job_id: Snapshot(
-            status=status.value,
-            finished=status in FINISHED_JOB,
-            metrics_seq=metrics_seq,
-            runs=[(run_id, index, run.value, error) for run_id, index, run, error in runs[job_id]],
-        )
+        job_id: _snapshot(status, metrics_seq, runs[job_id])
         for job_id, (status, metrics_seq) in found.items()
     }
 
