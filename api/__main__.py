@@ -21,6 +21,10 @@ def main() -> None:
         host=settings.api_host,
         port=settings.api_port,
         workers=settings.api_workers,
+        # libuv's event loop and the C HTTP parser (both dependencies): each request costs
+        # less CPU than on asyncio's loop with h11 (docs/performance.md, stop 33)
+        loop="uvloop",
+        http="httptools",
         log_level=settings.log_level.lower(),
         # Every process (one per worker) logs through core.logs; requests are logged by
         # api.logs.RequestObserver, with the job they are about, instead of uvicorn's access log.
