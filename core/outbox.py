@@ -8,7 +8,6 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -65,16 +64,29 @@ class OutboxRepository:
         if wake is not None:
             after_commit(self.session, wake)
 
-    def due(self, *, limit: int) -> list[OutboxMessage]:
-        """Unsent rows whose time has come, oldest first, locked (another relay skips them)."""
-        return list(
-            self.session.scalars(
-                select(OutboxMessage)
-                .where(OutboxMessage.sent_at.is_(None), OutboxMessage.available_at <= func.now())
-                .order_by(OutboxMessage.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+    def take_due(self, *, limit: int) -> list[Message]:
+        """Unsent messages whose time has come, oldest first, marked sent in the same
+        statement: rows another relay holds are skipped, and the mark holds only if the
+        transaction that sends them commits (a failed send rolls it back)."""
+        due = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.available_at <= func.now())
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(due.scalar_subquery()))
+            .values(sent_at=func.now())
+            .returning(
+                OutboxMessage.id, OutboxMessage.task, OutboxMessage.args, OutboxMessage.queue
             )
+            .execution_options(synchronize_session=False)
+        ).all()
+        return sorted(
+            (Message(id, task, list(args), queue) for id, task, args, queue in rows),
+            key=lambda message: message.id,
         )
 
     def pending(self) -> int:
@@ -87,18 +99,27 @@ class OutboxRepository:
             or 0
         )
 
-    def mark_sent(self, ids: Sequence[int]) -> None:
+    def postpone(self, ids: Sequence[int], *, error: str) -> None:
+        """A failed send: try these again later, backing off (1 s doubling to a minute)."""
         self.session.execute(
-            update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(sent_at=func.now())
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .values(
+                attempts=OutboxMessage.attempts + 1,
+                last_error=error[:1000],
+                available_at=func.now()
+                + func.make_interval(
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    func.least(60, func.power(2, func.least(OutboxMessage.attempts, 6))),
+                ),
+            )
+            .execution_options(synchronize_session=False)
         )
-
-    def postpone(self, rows: Sequence[OutboxMessage], *, error: str) -> None:
-        """A failed send: try again later, backing off (1 s doubling to a minute)."""
-        now = datetime.now(UTC)
-        for row in rows:
-            row.attempts += 1
-            row.last_error = error[:1000]
-            row.available_at = now + timedelta(seconds=min(60, 2 ** min(row.attempts - 1, 6)))
 
     def forget_sent(self, *, older_than: float) -> int:
         """Delete rows sent longer ago than `older_than` seconds; how many."""
@@ -118,23 +139,28 @@ class Relayed:
     error: str | None = None
 
 
+class _Unsent(Exception):
+    """The send failed: the transaction that marked the batch sent rolls back."""
+
+
 def relay(sessions: sessionmaker[Session], send: Send, *, batch: int = 200) -> Relayed:
-    """Send every due message, a batch per transaction; stop at the first failed send (the
-    broker is down: its rows wait and back off)."""
+    """Send every due message, a batch per transaction (taken, sent, committed); stop at the
+    first failed send (the broker is down: its rows wait and back off)."""
     sent = 0
     while True:
-        with transaction(sessions) as session:
-            outbox = OutboxRepository(session)
-            rows = outbox.due(limit=batch)
-            if not rows:
-                return Relayed(sent=sent, failed=0)
-            messages = [Message(r.id, r.task, list(r.args), r.queue) for r in rows]
-            try:
-                send(messages)
-            except Exception as error:
-                reason = f"{type(error).__name__}: {error}"
-                log.warning("outbox: %d messages not sent (%s); retrying later", len(rows), reason)
-                outbox.postpone(rows, error=reason)
-                return Relayed(sent=sent, failed=len(rows), error=reason)
-            outbox.mark_sent([r.id for r in rows])
-            sent += len(rows)
+        try:
+            with transaction(sessions) as session:
+                messages = OutboxRepository(session).take_due(limit=batch)
+                if not messages:
+                    return Relayed(sent=sent, failed=0)
+                try:
+                    send(messages)
+                except Exception as error:
+                    raise _Unsent(f"{type(error).__name__}: {error}") from error
+        except _Unsent as unsent:
+            reason = str(unsent)
+            log.warning("outbox: %d messages not sent (%s); retrying later", len(messages), reason)
+            with transaction(sessions) as session:
+                OutboxRepository(session).postpone([m.id for m in messages], error=reason)
+            return Relayed(sent=sent, failed=len(messages), error=reason)
+        sent += len(messages)
