@@ -8,9 +8,9 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import after_commit, transaction
@@ -67,22 +67,22 @@ class OutboxRepository:
     def take_due(self, *, limit: int) -> list[Message]:
         """Unsent messages whose time has come, oldest first, marked sent in the same
         statement: rows another relay holds are skipped, and the mark holds only if the
-        transaction that sends them commits (a failed send rolls it back)."""
+        transaction that sends them commits (a failed send rolls it back). A Core statement:
+        the relay runs it after every submission's commit."""
+        table = cast(Table, OutboxMessage.__table__)
+        outbox = table.c
         due = (
-            select(OutboxMessage.id)
-            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.available_at <= func.now())
-            .order_by(OutboxMessage.id)
+            select(outbox.id)
+            .where(outbox.sent_at.is_(None), outbox.available_at <= func.now())
+            .order_by(outbox.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         rows = self.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(due.scalar_subquery()))
+            update(table)
+            .where(outbox.id.in_(due.scalar_subquery()))
             .values(sent_at=func.now())
-            .returning(
-                OutboxMessage.id, OutboxMessage.task, OutboxMessage.args, OutboxMessage.queue
-            )
-            .execution_options(synchronize_session=False)
+            .returning(outbox.id, outbox.task, outbox.args, outbox.queue)
         ).all()
         return sorted(
             (Message(id, task, list(args), queue) for id, task, args, queue in rows),
@@ -164,3 +164,5 @@ def relay(sessions: sessionmaker[Session], send: Send, *, batch: int = 200) -> R
                 OutboxRepository(session).postpone([m.id for m in messages], error=reason)
             return Relayed(sent=sent, failed=len(messages), error=reason)
         sent += len(messages)
+        if len(messages) < batch:  # none left just now (a commit since wakes the relay again)
+            return Relayed(sent=sent, failed=0)
