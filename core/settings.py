@@ -41,8 +41,9 @@ class Settings(BaseSettings):
     api_workers: int = Field(
         default=1,
         ge=1,
-        description="API server processes behind the one port (each runs its own relay, "
-        "reaper and event-stream tails; all of them are safe to run several times).",
+        description="API server processes on the one port, each listening with a socket of "
+        "its own so connections spread evenly (each runs its own relay, reaper and "
+        "event-stream tails; all of them are safe to run several times).",
     )
     api_concurrency: int = Field(
         default=8,
