@@ -7,8 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from core.kinds import KINDS, RecordItem
-from core.models import Job, JobStatus
-from core.runs import RunInfo
+from core.models import Job, JobStatus, RunStatus
+from core.runs import RunInfo, RunPlan
 
 
 class JobBase(BaseModel):
@@ -45,6 +45,60 @@ class JobOut(JobBase):
             metrics=list(KINDS[job.kind].job_metrics(job.spec)),
             spec=job.spec,
             runs=[RunInfo.model_validate(run) for run in job.runs],
+        )
+
+    @classmethod
+    def queued(
+        cls,
+        *,
+        job_id: uuid.UUID,
+        kind: str,
+        name: str,
+        owner: str,
+        spec: dict[str, Any],
+        created_at: datetime,
+        runs: list[tuple[uuid.UUID, RunPlan]],
+    ) -> "JobOut":
+        """A job just submitted, as stored: queued, its runs queued, none claimed yet."""
+        return cls(
+            id=job_id,
+            kind=kind,
+            name=name,
+            owner=owner,
+            status=JobStatus.QUEUED,
+            created_at=created_at,
+            finished_at=None,
+            cancel_requested=False,
+            unit=KINDS[kind].unit,
+            metrics=list(KINDS[kind].job_metrics(spec)),
+            spec=spec,
+            runs=[
+                RunInfo(
+                    id=run_id,
+                    index=plan.index,
+                    arm=plan.arm,
+                    label=plan.label,
+                    optimizer=plan.optimizer,
+                    seed=plan.seed,
+                    batch_size=plan.batch_size,
+                    budget=plan.budget,
+                    phase=plan.phase,
+                    trial=plan.trial,
+                    status=RunStatus.QUEUED,
+                    attempt=0,
+                    handbacks=0,
+                    heartbeat_at=None,
+                    error=None,
+                    diverged_at=None,
+                    initial_weights_sha256=None,
+                    summary=None,
+                    environment=None,
+                    created_at=created_at,  # the transaction's time, as the job's
+                    started_at=None,
+                    finished_at=None,
+                )
+                for run_id, plan in sorted(runs, key=lambda run: run[1].index)
+            ],
         )
 
 

@@ -97,7 +97,15 @@ def one_statement(factory: sessionmaker[Session]) -> Iterator[Connection]:
 
 
 def driver_scalar(connection: Connection, statement: str, parameters: tuple[Any, ...]) -> Any:
-    """The first value of `statement`'s first row (None without one), run on the connection's
+    """The first value of `statement`'s first row (None without one): see `driver_row`."""
+    row = driver_row(connection, statement, parameters)
+    return None if row is None else row[0]
+
+
+def driver_row(
+    connection: Connection, statement: str, parameters: tuple[Any, ...]
+) -> tuple[Any, ...] | None:
+    """`statement`'s first row (None without one), run on the connection's
     own driver connection: SQLAlchemy's handling of a statement (its result's description
     read anew each call) cost as much Python as the rest of the epoch's record write. Errors
     come out as SQLAlchemy raises them, and a disconnect invalidates the connection, so the
@@ -119,4 +127,4 @@ def driver_scalar(connection: Connection, statement: str, parameters: tuple[Any,
             connection_invalidated=lost,
             dialect=dialect,
         ) from error
-    return None if row is None else row[0]
+    return None if row is None else tuple(row)

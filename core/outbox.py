@@ -60,6 +60,10 @@ class OutboxRepository:
         self.session.add_all(
             OutboxMessage(task=RUN_TASK, args=[str(r)], queue=queue, run_id=r) for r in run_ids
         )
+        self.wake_relay_after_commit()
+
+    def wake_relay_after_commit(self) -> None:
+        """The relay (where the session has one) sends the new rows once they are committed."""
         wake = self.session.info.get("relay")
         if wake is not None:
             after_commit(self.session, wake)

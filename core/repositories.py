@@ -1,5 +1,6 @@
 """Every query the service makes. Repositories never commit: the caller owns the transaction."""
 
+import json
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -23,9 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.orm.attributes import set_committed_value
 
-from core.db import driver_scalar
+from core.db import driver_row, driver_scalar
 from core.keys import Principal
 from core.models import (
     FINISHED_JOB,
@@ -38,15 +38,13 @@ from core.models import (
     RunStatus,
     Upload,
 )
-from core.outbox import OutboxRepository
+from core.outbox import RUN_TASK, OutboxRepository
 from core.records import Record, Sequenced
 from core.runs import RunPlan
 
-UNFINISHED_RUN = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED)
-
-
 ADD_RECORDS = text("SELECT out_ord, out_seq FROM optarena_add_records(:job, CAST(:rows AS jsonb))")
 NO_DATA_FOUND = "P0002"  # the SQLSTATE optarena_add_records raises for a missing job
+SUBMIT = "SELECT * FROM optarena_submit(%s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)"
 
 
 def _now() -> datetime:
@@ -69,16 +67,75 @@ def readable(principal: Principal) -> Select[Job]:
 
 
 @dataclass(frozen=True)
-class Earlier:
-    """A job submitted before under the same Idempotency-Key."""
+class Submission:
+    """What `optarena_submit` did: "created" the job (when: `created_at`), found the owner's
+    "earlier" job under the Idempotency-Key (`job_id`, its `request_sha256`), or refused it
+    over the owner's "limit" of active runs (`active`); only "created" wrote anything."""
 
-    id: uuid.UUID
+    outcome: str
+    job_id: uuid.UUID | None
     request_sha256: str | None
+    active: int | None
+    created_at: datetime | None
 
 
 class JobRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def submit(
+        self,
+        *,
+        job_id: uuid.UUID,
+        name: str,
+        kind: str,
+        spec: dict[str, Any],
+        runs: Sequence[tuple[uuid.UUID, RunPlan]],
+        queue: str,
+        owner: str,
+        idempotency_key: str | None,
+        request_sha256: str | None,
+        max_active_runs: int,
+    ) -> Submission:
+        """A submission in one call (`optarena_submit`, migration 20261207_0009), under the
+        owner's lock until the transaction ends: the earlier job under this Idempotency-Key,
+        or the owner's active runs if these would pass `max_active_runs`, or else the queued
+        job, its queued runs (ids given) and a message per run in the outbox."""
+        planned = [
+            {
+                "id": str(run_id),
+                "index": plan.index,
+                "arm": plan.arm,
+                "label": plan.label,
+                "optimizer": plan.optimizer,
+                "seed": plan.seed,
+                "batch_size": plan.batch_size,
+                "budget": plan.budget,
+                "phase": plan.phase,
+                "trial": plan.trial,
+            }
+            for run_id, plan in runs
+        ]
+        job = {"id": str(job_id), "name": name, "kind": kind, "spec": spec}
+        row = driver_row(
+            self.session.connection(),
+            SUBMIT,
+            (
+                owner,
+                idempotency_key,
+                request_sha256,
+                max_active_runs,
+                json.dumps(job),
+                json.dumps(planned),
+                RUN_TASK,
+                queue,
+            ),
+        )
+        assert row is not None  # the function always answers one row
+        done = Submission(*row)
+        if done.outcome == "created":
+            OutboxRepository(self.session).wake_relay_after_commit()
+        return done
 
     def create(
         self,
@@ -92,24 +149,26 @@ class JobRepository:
         idempotency_key: str | None = None,
         request_sha256: str | None = None,
     ) -> Job:
-        """A queued job, its queued runs, and a message per run in the outbox."""
-        job = Job(
-            id=uuid.uuid4(),
+        """A queued job, its queued runs, and a message per run in the outbox, written as a
+        submission writes them (`submit`, with no limit on active runs)."""
+        job_id = uuid.uuid4()
+        done = self.submit(
+            job_id=job_id,
             name=name,
             kind=kind,
             spec=spec,
-            status=JobStatus.QUEUED,
+            runs=[(uuid.uuid4(), plan) for plan in runs],
+            queue=queue,
             owner=owner,
             idempotency_key=idempotency_key,
             request_sha256=request_sha256,
+            max_active_runs=2**62,
         )
-        self.session.add(job)
-        self.session.flush()
-        rows = self.add_runs(job.id, runs, queue=queue)
-        # The inserts returned every column the server fills in: the job and its runs are
-        # whole in memory, so the answer needs no second read
-        set_committed_value(job, "runs", sorted(rows, key=lambda run: run.index))
-        return job
+        if done.outcome != "created":
+            raise ValueError(f"no job created: {owner} has job {done.job_id} under this key")
+        return self.session.scalars(
+            select(Job).where(Job.id == job_id).options(selectinload(Job.runs))
+        ).one()
 
     def add_runs(self, job_id: uuid.UUID, runs: Sequence[RunPlan], *, queue: str) -> list[Run]:
         """Queued runs of the job, each with its message in the outbox."""
@@ -175,33 +234,6 @@ class JobRepository:
         ).all()
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         return list(jobs), total
-
-    def lock_owner(self, owner: str) -> None:
-        """Serialize this owner's submissions until the transaction ends (limits, keys)."""
-        self.session.execute(select(func.pg_advisory_xact_lock(func.hashtext(owner))))
-
-    def admission(self, owner: str, idempotency_key: str | None) -> tuple[Earlier | None, int]:
-        """What a submission is admitted by, in one query: the owner's earlier job under this
-        Idempotency-Key, if any, and the owner's queued and running runs."""
-        active = (
-            select(func.count())
-            .select_from(Run)
-            .join(Job, Job.id == Run.job_id)
-            .where(Job.owner == owner, Run.status.in_(UNFINISHED_RUN))
-            .scalar_subquery()
-        )
-        if idempotency_key is None:
-            return None, self.session.scalar(select(active)) or 0
-        mine = (Job.owner == owner, Job.idempotency_key == idempotency_key)
-        row = self.session.execute(
-            select(
-                active,
-                select(Job.id).where(*mine).scalar_subquery(),
-                select(Job.request_sha256).where(*mine).scalar_subquery(),
-            )
-        ).one()
-        earlier = None if row[1] is None else Earlier(row[1], row[2])
-        return earlier, row[0] or 0
 
     def request_cancel(self, job: Job) -> list[uuid.UUID]:
         """Mark the job cancelled-on-request and cancel its queued and paused runs; their ids."""

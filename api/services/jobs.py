@@ -69,35 +69,46 @@ def submit(
     if problems:
         raise Rejected(problems)
     resolve_uploads(session, principal, spec)
-    runs = spec.expand()
-    jobs = JobRepository(session)
-    jobs.lock_owner(principal.owner)
+    runs = [(uuid.uuid4(), plan) for plan in spec.expand()]
     digest = request_sha256(spec)
-    earlier, active = jobs.admission(principal.owner, idempotency_key)
-    if earlier is not None:
-        if earlier.request_sha256 != digest:
-            raise Invalid(
-                f"Idempotency-Key {idempotency_key!r} was used for another request (job "
-                f"{earlier.id}); send a new key for a new job"
-            )
-        return job_out(session, earlier.id, principal), True
-    if active + len(runs) > settings.max_active_runs_per_owner:
-        raise LimitExceeded(
-            f"{principal.owner} has {active} runs queued or running and this job adds "
-            f"{len(runs)}; the limit is {settings.max_active_runs_per_owner}. Wait for runs "
-            "to finish or cancel a job"
-        )
-    job = jobs.create(
-        name=spec.display_name(),
+    job_id, name, stored = uuid.uuid4(), spec.display_name(), spec.model_dump(mode="json")
+    done = JobRepository(session).submit(
+        job_id=job_id,
+        name=name,
         kind=spec.kind,
-        spec=spec.model_dump(mode="json"),
+        spec=stored,
         runs=runs,
         queue=settings.task_queue,
         owner=principal.owner,
         idempotency_key=idempotency_key,
         request_sha256=digest,
+        max_active_runs=settings.max_active_runs_per_owner,
     )
-    return JobOut.of(job), False
+    if done.outcome == "earlier":
+        assert done.job_id is not None
+        if done.request_sha256 != digest:
+            raise Invalid(
+                f"Idempotency-Key {idempotency_key!r} was used for another request (job "
+                f"{done.job_id}); send a new key for a new job"
+            )
+        return job_out(session, done.job_id, principal), True
+    if done.outcome == "limit":
+        raise LimitExceeded(
+            f"{principal.owner} has {done.active} runs queued or running and this job adds "
+            f"{len(runs)}; the limit is {settings.max_active_runs_per_owner}. Wait for runs "
+            "to finish or cancel a job"
+        )
+    assert done.created_at is not None
+    job = JobOut.queued(
+        job_id=job_id,
+        kind=spec.kind,
+        name=name,
+        owner=principal.owner,
+        spec=stored,
+        created_at=done.created_at,
+        runs=runs,
+    )
+    return job, False
 
 
 def resolve_uploads(session: Session, principal: Principal, spec: JobSpec) -> None:

@@ -44,7 +44,7 @@ def test_submit_answers_the_job_with_resolved_runs_and_sends_them_to_the_broker(
     assert {"id", "label", "optimizer", "batch_size", "budget", "seed", "status"} <= set(run)
     assert run["optimizer"]["learning_rate"] == 0.01 and run["optimizer"]["momentum"] == 0.0
     wait_for("12 messages", lambda: redis_client.llen(test_settings.task_queue) == 12)
-    # the answer is built from what the inserts returned: it is what a read finds stored
+    # the answer is built from what the submission wrote: it is what a read finds stored
     assert client.get(f"/jobs/{job['id']}").json() == job
 
 
