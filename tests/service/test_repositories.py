@@ -237,3 +237,53 @@ def test_who_sees_what_is_one_rule_for_jobs_pages_and_runs(
         assert [j.id for j in jobs.page(tester, limit=10, offset=0)[0]] == [mine]
         assert jobs.page(admin, limit=10, offset=0)[1] == 2
         assert {r.id for r in runs.visible([*my_runs, *their_runs], tester)} == set(my_runs)
+
+
+def submit_at_once(
+    sessions: sessionmaker[Session], count: int, *, key: str | None, max_active: int
+) -> list[str]:
+    """`count` submissions of one owner (two runs each) in as many transactions at once; each
+    one's outcome."""
+    spec = TrainSpec.model_validate({"optimizers": ["sgd", "adam"]})
+    outcomes: list[str] = []
+    start = threading.Barrier(count)
+
+    def one() -> None:
+        start.wait()
+        with transaction(sessions) as session:
+            done = JobRepository(session).submit(
+                job_id=uuid.uuid4(),
+                name="t",
+                kind="train",
+                spec=spec.model_dump(mode="json"),
+                runs=[(uuid.uuid4(), plan) for plan in spec.expand()],
+                queue=QUEUE,
+                owner="racer",
+                idempotency_key=key,
+                request_sha256="same",
+                max_active_runs=max_active,
+            )
+            outcomes.append(done.outcome)
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_submissions_at_once_under_one_key_make_one_job_and_never_pass_the_limit(
+    sessions: sessionmaker[Session],
+) -> None:
+    outcomes = submit_at_once(sessions, 8, key="retry", max_active=10**6)
+    assert sorted(outcomes) == ["created"] + ["earlier"] * 7
+    with sessions() as session:
+        assert session.execute(text("SELECT count(*) FROM jobs")).scalar_one() == 1
+    # 8 more of 2 runs each with room for 5 active runs (2 already): one more fits
+    outcomes = submit_at_once(sessions, 8, key=None, max_active=5)
+    assert sorted(outcomes) == ["created"] + ["limit"] * 7
+    with sessions() as session:
+        runs = session.execute(text("SELECT count(*), count(DISTINCT job_id) FROM runs")).one()
+        messages = session.execute(text("SELECT count(*) FROM outbox")).scalar_one()
+    assert tuple(runs) == (4, 2) and messages == 4
