@@ -54,8 +54,8 @@ class Broker:
         pipeline.execute()
 
     def framed(self, message: Message) -> str:
-        """The message as kombu's Redis transport stores `send_task`'s (tests/unit/api/
-        test_queue.py checks the two against each other)."""
+        """The message as kombu's Redis transport stores `send_task`'s (tests/service/
+        test_broker.py checks the two against each other)."""
         task_id = f"outbox-{message.id}"  # a message sent twice is recognisably the same one
         task = self.celery.amqp.as_task_v2(
             task_id,
