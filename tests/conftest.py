@@ -3,7 +3,6 @@ Alembic, tables emptied before each test; Redis on a database of its own; a queu
 its own so no other worker takes the tasks the tests send. Every rig sets its own settings
 (rate limits included), and waits on conditions, never on the clock."""
 
-import json
 import os
 import subprocess
 import sys
@@ -27,29 +26,6 @@ ADMIN_URL = os.environ.get(
     "OPTARENA_TEST_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("OPTARENA_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
-# What the fault tests did and found (tests/faults/conftest.py writes it), for the issue note
-FAULTS_SUMMARY = ROOT / "test-artifacts" / "faults.json"
-_STARTED = time.time()
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under scripts/test (`-n 2 --dist loadgroup`), the fault tests run in one process and
-    everything else in the other: the fault tests spend much of their time waiting on
-    processes they killed and restarted, and the rest fills those cores meanwhile. Each group
-    keeps its order; the two share no Redis, database or port."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        group = "faults" if item.get_closest_marker("faults") else "rest"
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The fault tests' tally, when they ran in this session (in whichever process)."""
-    if FAULTS_SUMMARY.exists() and FAULTS_SUMMARY.stat().st_mtime >= _STARTED:
-        summary = json.loads(FAULTS_SUMMARY.read_text())
-        terminalreporter.write_line(f"fault tests: {json.dumps(summary)}")
-
 
 # Keys every test database holds: (owner, secret, admin).
 KEYS = {

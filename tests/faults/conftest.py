@@ -23,7 +23,6 @@ import pytest
 
 from tests.conftest import (
     ADMIN_URL,
-    FAULTS_SUMMARY,
     KEYS,
     ROOT,
     add_test_keys,
@@ -34,6 +33,8 @@ from tests.conftest import (
     wait_for,
 )
 from worker.shutdown import children_of
+
+ARTIFACTS = ROOT / "test-artifacts"
 
 
 def postgres_address() -> str:
@@ -195,11 +196,10 @@ class Tally:
 TALLY = Tally()
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """The tally, written by the process that ran the fault tests (pytest's own, or the one
-    pytest-xdist gave them); the root conftest prints it in the summary."""
+def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not TALLY.jobs:
         return
+    ARTIFACTS.mkdir(exist_ok=True)
     summary = {
         "faults_survived": TALLY.kills,
         "jobs": TALLY.jobs,
@@ -209,8 +209,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         "max_relative_metric_difference_vs_uninterrupted": TALLY.max_metric_difference,
         "soak": TALLY.soak,
     }
-    FAULTS_SUMMARY.parent.mkdir(exist_ok=True)
-    FAULTS_SUMMARY.write_text(json.dumps(summary, indent=2))
+    (ARTIFACTS / "faults.json").write_text(json.dumps(summary, indent=2))
+    terminalreporter.write_line(f"fault tests: {json.dumps(summary)}")
 
 
 @dataclass
