@@ -46,18 +46,21 @@ def submit_job(
     session: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JobOut:
+) -> Response:
     """Queue a job: one run per optimizer x batch size x seed (a race: one per optimizer).
 
     The runs start once the job is committed; if the broker is down they wait for it, queued.
     """
     job, replayed = jobs.submit(session, settings, principal, spec, idempotency_key=idempotency_key)
-    if replayed:
-        response.status_code = status.HTTP_200_OK
-        response.headers["Idempotent-Replayed"] = "true"
-    return job
+    # Serialized here, in the endpoint's turn of the thread pool: a model returned from a
+    # synchronous endpoint is validated and serialized by FastAPI in a turn of its own.
+    return Response(
+        job.model_dump_json(),
+        status_code=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED,
+        media_type="application/json",
+        headers={"Idempotent-Replayed": "true"} if replayed else None,
+    )
 
 
 @router.get("", response_model=JobPage)
