@@ -1,14 +1,14 @@
 """How many requests a process handles at once.
 
-The handlers are synchronous: each request takes a thread of the pool for its dependencies,
-another turn for its endpoint and another for its commit, and holds one database connection
-from its first query to that commit. With more requests in flight than connections, the
-ones holding connections can wait for a thread while every thread waits for a connection:
-the one owner's submissions that queue on its lock in Postgres, 25 at a time, stalled a
-process until the pool's 30 s timeout failed them (500s). `Admission` lets at most `limit`
-requests into the handlers, fewer than the pool has connections and the pool has threads, so
-an admitted request always gets both; the others wait their turn on the event loop, a
-coroutine each, holding nothing.
+The endpoints are synchronous: each request takes a thread of the pool for its endpoint and
+another turn for its commit (and one more to look its key up, when the cache lacks it), and
+holds one database connection from its first query to that commit. With more requests in
+flight than connections, the ones holding connections can wait for a thread while every
+thread waits for a connection: the one owner's submissions that queue on its lock in
+Postgres, 25 at a time, stalled a process until the pool's 30 s timeout failed them (500s).
+`Admission` lets at most `limit` requests into the handlers, fewer than the pool has
+connections and the pool has threads, so an admitted request always gets both; the others
+wait their turn on the event loop, a coroutine each, holding nothing.
 
 A request is let in once its body has arrived (a slow client sends it without holding a
 turn) and gives its turn back when its response starts: a streamed answer (an event stream,
