@@ -43,9 +43,15 @@ def run(
     return outcome.status, chunks, outcome.diverged_at
 
 
+RACE_RUN = importlib.import_module("worker.kinds.race.run")
+
+
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importlib.import_module("worker.kinds.race.run"), "FLUSH_EVERY", 50)
+    """Chunks of 50 steps, and none handed over for the time passed: the chunks a test sees do
+    not depend on this machine's speed (a slow run once made 8 where 7 were allowed)."""
+    monkeypatch.setattr(RACE_RUN, "FLUSH_EVERY", 50)
+    monkeypatch.setattr(RACE_RUN, "FLUSH_SECONDS", float("inf"))
 
 
 def test_every_step_is_recorded_once_in_order_and_momentum_finds_a_himmelblau_minimum() -> None:
@@ -62,7 +68,19 @@ def test_every_step_is_recorded_once_in_order_and_momentum_finds_a_himmelblau_mi
     for r in records:
         assert r.x is not None and r.y is not None
         assert r.f == float(OBJECTIVES["himmelblau"].f(r.x, r.y))
-    assert len(chunks) <= 7  # written in chunks, not step by step
+    assert [len(c) for c in chunks] == [50] * 6 + [1]  # written in chunks, not step by step
+
+
+def test_a_slow_race_hands_its_steps_over_as_the_time_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past FLUSH_SECONDS since the last hand-over, the steps go out without waiting for a
+    full chunk (set below zero here: every step is past it)."""
+    monkeypatch.setattr(RACE_RUN, "FLUSH_SECONDS", -1.0)
+    status, chunks, _ = run("himmelblau", {"name": "adam"}, 20)
+    assert status == "succeeded"
+    # step 0 goes out with step 1, at the first look
+    assert [[r.step for r in c] for c in chunks] == [[0, 1]] + [[s] for s in range(2, 21)]
 
 
 def test_the_same_race_twice_gives_the_same_path() -> None:
