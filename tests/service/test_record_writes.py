@@ -4,6 +4,7 @@ the stream to read) and replaced; dropped after that, the statement fails with a
 the retry stores the record. Either way the record is stored once, numbered after the last."""
 
 import logging
+import uuid
 from typing import Any
 
 import pytest
@@ -32,15 +33,24 @@ def stored_positions(sessions: sessionmaker[Session], job_id: object) -> list[tu
     return [(row[0], row[1]) for row in rows]
 
 
-def test_a_connection_dropped_in_the_pool_is_replaced_when_taken(
-    test_settings: Settings,
-    sessions: sessionmaker[Session],
-    stream: MetricsStream,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+Written = tuple[WorkerContext, uuid.UUID, uuid.UUID]
+
+
+@pytest.fixture
+def written(
+    test_settings: Settings, sessions: sessionmaker[Session], stream: MetricsStream
+) -> Written:
+    """A job whose run has its first record stored, on the statement pool's one connection."""
     ctx = WorkerContext(settings=test_settings, sessions=sessions, stream=stream)
     job_id, (run_id, _) = make_job(sessions)
     assert [s.seq for s in store_records(job_id, [record(run_id, 1)], ctx)] == [1]
+    return ctx, job_id, run_id
+
+
+def test_a_connection_dropped_in_the_pool_is_replaced_when_taken(
+    written: Written, sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    ctx, job_id, run_id = written
     # the one connection of this engine's statement pool, as the write left it
     with one_statement(sessions) as connection:
         pid = connection.scalar(text("SELECT pg_backend_pid()"))
@@ -59,14 +69,9 @@ def test_a_connection_dropped_in_the_pool_is_replaced_when_taken(
 
 
 def test_a_record_written_on_a_connection_dropped_after_it_was_taken_is_retried_once(
-    test_settings: Settings,
-    sessions: sessionmaker[Session],
-    stream: MetricsStream,
-    caplog: pytest.LogCaptureFixture,
+    written: Written, sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
 ) -> None:
-    ctx = WorkerContext(settings=test_settings, sessions=sessions, stream=stream)
-    job_id, (run_id, _) = make_job(sessions)
-    assert [s.seq for s in store_records(job_id, [record(run_id, 1)], ctx)] == [1]
+    ctx, job_id, run_id = written
 
     def drop_it(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         """After the pool's own check: the connection dies between that and the statement."""
