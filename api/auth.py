@@ -12,10 +12,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import SessionDep
 from api.schemas import Session as SessionOut
+from core.db import transaction
 from core.keys import KeyRepository, Principal, hash_key
 from core.settings import Settings
 
@@ -94,14 +95,20 @@ def _unauthorized(message: str) -> HTTPException:
     )
 
 
+def _look_up(sessions: sessionmaker[Session], secret: str) -> Principal | None:
+    with transaction(sessions) as session:
+        key = KeyRepository(session).authenticate(secret)
+        return None if key is None else Principal(key.id, key.owner, key.admin)
+
+
 async def require_principal(
     request: Request,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The key's owner and role; 401 without a live key, 429 over the rate limit. On the
     event loop: a key in the cache costs no turn of the thread pool, one looked up in
-    Postgres costs one."""
+    Postgres costs one, in a short transaction of its own (so a route that needs no session
+    of its own, or ends its own in its turn, as `POST /jobs` does, is given none)."""
     if credentials is not None:
         if credentials.scheme.lower() != "bearer":
             raise _unauthorized("send the API key as 'Authorization: Bearer <key>'")
@@ -116,10 +123,9 @@ async def require_principal(
     cache: KeyCache = request.app.state.keys
     principal = cache.get(secret)
     if principal is None:
-        key = await run_in_threadpool(KeyRepository(session).authenticate, secret)
-        if key is None:
+        principal = await run_in_threadpool(_look_up, request.app.state.sessions, secret)
+        if principal is None:
             raise _unauthorized("this API key is not valid (unknown or revoked)")
-        principal = Principal(key.id, key.owner, key.admin)
         cache.put(secret, principal)
     await request.app.state.rate_limit.check(principal)
     return principal
@@ -130,13 +136,12 @@ PrincipalDep = Annotated[Principal, Depends(require_principal)]
 
 async def optional_principal(
     request: Request,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal | None:
     """The caller's principal when a key is given (401 for a bad one), else None."""
     if credentials is None and not request.cookies.get(COOKIE):
         return None
-    return await require_principal(request, session, credentials)
+    return await require_principal(request, credentials)
 
 
 MaybePrincipalDep = Annotated[Principal | None, Depends(optional_principal)]

@@ -3,13 +3,14 @@
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
 
 from api.auth import PrincipalDep, require_principal
 from api.deps import ERRORS, SessionDep, SettingsDep, StreamDep
 from api.schemas import ErrorOut, JobOut, JobPage, MetricsPage
 from api.services import jobs
 from core import kinds
+from core.db import transaction
 from core.kinds import AnyJobSpec, Comparison, ComparisonParams, PlotParams
 
 router = APIRouter(
@@ -43,7 +44,7 @@ Cursor = Annotated[
 )
 def submit_job(
     spec: JobSpecBody,
-    session: SessionDep,
+    request: Request,
     settings: SettingsDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
@@ -52,9 +53,14 @@ def submit_job(
 
     The runs start once the job is committed; if the broker is down they wait for it, queued.
     """
-    job, replayed = jobs.submit(session, settings, principal, spec, idempotency_key=idempotency_key)
-    # Serialized here, in the endpoint's turn of the thread pool: a model returned from a
-    # synchronous endpoint is validated and serialized by FastAPI in a turn of its own.
+    # The request's transaction, begun and ended in the endpoint's one turn of the thread
+    # pool (the session dependency takes a second turn to end it): committed, and the relay
+    # woken, before the answer is sent. The answer is serialized in the same turn (a model
+    # returned from a synchronous endpoint is validated and serialized in a turn of its own).
+    with transaction(request.app.state.sessions) as session:
+        job, replayed = jobs.submit(
+            session, settings, principal, spec, idempotency_key=idempotency_key
+        )
     return Response(
         job.model_dump_json(),
         status_code=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED,
