@@ -4,13 +4,11 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from limits.aio.storage import RedisStorage
 
 from api import auth, errors, openapi
 from api.admission import Admission
@@ -18,6 +16,7 @@ from api.background import Background
 from api.limits import BodyLimit
 from api.logs import RequestObserver
 from api.queue import Broker
+from api.ratelimit import Window
 from api.routes import catalog, comparisons, events, health, jobs, scores, uploads
 from api.routes.events import Snapshots
 from api.tails import Tails
@@ -64,15 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.stream = MetricsStream(
             redis_client, maxlen=settings.stream_maxlen, ttl_seconds=settings.stream_ttl_seconds
         )
-        # The rate limit is asked on the event loop, through a client of its own (closed here
-        # at shutdown; `limits` types its options as scalars, hence the dict)
-        limit_redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=5
-        )
-        pool: dict[str, Any] = {"connection_pool": limit_redis.connection_pool}
-        app.state.rate_limit = auth.RateLimit(
-            settings, RedisStorage(f"async+{settings.redis_url}", implementation="redispy", **pool)
-        )
+        # The rate limit is asked on the event loop, on a connection of its own
+        window = Window(settings.redis_url, limit=max(1, settings.rate_limit_per_minute))
+        app.state.rate_limit = auth.RateLimit(settings, window)
         app.state.keys = auth.KeyCache(settings.key_cache_seconds)
         # Event streams' short reads share a bounded pool: a burst of a thousand streams
         # waits its turn for a connection rather than failing over to Postgres.
@@ -101,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.aredis.aclose()
         await app.state.aredis.connection_pool.disconnect()
         await app.state.tail_redis.aclose()
-        await limit_redis.aclose()
+        window.close()
         redis_client.close()
         engine.dispose()
 

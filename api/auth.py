@@ -1,20 +1,17 @@
 """Who is asking: an API key from `Authorization: Bearer`, or the dashboard's cookie; and how
-often they may ask (a moving one-minute window per key, kept in Redis by `limits`)."""
+often they may ask (a moving one-minute window per key, kept in Redis)."""
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from limits import RateLimitItemPerMinute
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from api.ratelimit import Window
 from api.schemas import Session as SessionOut
 from core.db import transaction
 from core.keys import KeyRepository, Principal, hash_key
@@ -33,32 +30,27 @@ class RateLimit:
     """At most `per_minute` requests per key in any 60 seconds (a moving window: no burst of
     twice the limit across a window's edge). While Redis is down the limit is not applied:
     it protects the service, and an outage is no reason to refuse work. Asked on the event
-    loop (an asyncio Redis client), not in a thread of the pool."""
+    loop, on a Redis connection of its own (api/ratelimit.py)."""
 
-    def __init__(self, settings: Settings, storage: RedisStorage | None) -> None:
-        self.item = RateLimitItemPerMinute(max(1, settings.rate_limit_per_minute))
-        self.enabled = settings.rate_limit_per_minute > 0 and storage is not None
-        self.limiter = MovingWindowRateLimiter(storage) if storage is not None else None
+    def __init__(self, settings: Settings, window: Window | None) -> None:
+        self.per_minute = settings.rate_limit_per_minute
+        self.window = window if self.per_minute > 0 else None
 
     async def check(self, principal: Principal) -> None:
-        if not self.enabled or self.limiter is None:
+        if self.window is None:
             return
-        key = str(principal.key_id)
         try:
-            allowed = await self.limiter.hit(self.item, key)
-            if allowed:
-                return
-            reset = (await self.limiter.get_window_stats(self.item, key)).reset_time
+            retry = await self.window.hit(f"optarena:rate:{principal.key_id}")
         except Exception as error:
-            log.warning("rate limit not applied, Redis unreachable: %s", error)
+            log.warning("rate limit not applied, Redis did not answer: %r", error)
             return
-        retry = max(1, math.ceil(reset - time.time()))
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"rate limit: at most {self.item.amount} requests a minute per API key; "
-            f"retry in {retry} s",
-            headers={"Retry-After": str(retry)},
-        )
+        if retry:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"rate limit: at most {self.per_minute} requests a minute per API key; "
+                f"retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
 
 
 class KeyCache:
