@@ -43,8 +43,9 @@ def visible(
     return job
 
 
-def request_sha256(spec: JobSpec) -> str:
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+def request_sha256(stored: dict[str, Any]) -> str:
+    """The digest of a job's spec as stored (`model_dump(mode="json")`), keys sorted."""
+    canonical = json.dumps(stored, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -70,8 +71,8 @@ def submit(
         raise Rejected(problems)
     resolve_uploads(session, principal, spec)
     runs = [(uuid.uuid4(), plan) for plan in spec.expand()]
-    digest = request_sha256(spec)
     job_id, name, stored = uuid.uuid4(), spec.display_name(), spec.model_dump(mode="json")
+    digest = request_sha256(stored)
     done = JobRepository(session).submit(
         job_id=job_id,
         name=name,
