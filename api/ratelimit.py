@@ -11,13 +11,10 @@ still share one window."""
 
 import asyncio
 import hashlib
-import logging
 import ssl
 from collections import deque
 from typing import cast
 from urllib.parse import unquote, urlsplit
-
-log = logging.getLogger(__name__)
 
 # KEYS[1]: the key's window, a list of the times of its latest requests, newest first.
 # ARGV: the limit, the window in seconds. 0: counted; n > 0: refused, retry in n seconds (when
