@@ -13,8 +13,9 @@ import asyncio
 import hashlib
 import ssl
 from collections import deque
-from typing import cast
-from urllib.parse import unquote, urlsplit
+from typing import Any, cast
+
+from redis.connection import SSLConnection, parse_url
 
 # KEYS[1]: the key's window, a list of the times of its latest requests, newest first.
 # ARGV: the limit, the window in seconds. 0: counted; n > 0: refused, retry in n seconds (when
@@ -102,9 +103,9 @@ class Window:
     unix://, with the password and database the URL names)."""
 
     def __init__(self, url: str, *, limit: int, seconds: float = 60, timeout: float = 5) -> None:
-        self.url = urlsplit(url)
-        if self.url.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"the rate limit needs a redis://, rediss:// or unix:// URL: {url}")
+        # read as every other Redis client of the service reads it (redis-py's parser: the
+        # scheme, the password unquoted, the database from the path or ?db=)
+        self.options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
         self.limit = b"%d" % limit
         self.seconds = b"%g" % seconds
         self.timeout = timeout
@@ -144,23 +145,24 @@ class Window:
 
     async def _open(self) -> _Connection:
         loop = asyncio.get_running_loop()
-        url = self.url
-        if url.scheme == "unix":
-            _, connection = await loop.create_unix_connection(_Connection, url.path)
-            database = dict(p.split("=", 1) for p in url.query.split("&") if "=" in p).get("db")
+        options = self.options
+        if "path" in options:  # unix://
+            _, connection = await loop.create_unix_connection(_Connection, options["path"])
         else:
-            context = ssl.create_default_context() if url.scheme == "rediss" else None
+            tls = options.get("connection_class") is SSLConnection
             _, connection = await loop.create_connection(
-                _Connection, url.hostname or "localhost", url.port or 6379, ssl=context
+                _Connection,
+                options.get("host", "localhost"),
+                options.get("port", 6379),
+                ssl=ssl.create_default_context() if tls else None,
             )
-            database = url.path.strip("/") or None
         try:
             handshake = []
-            if url.password is not None:
-                user = [unquote(url.username).encode()] if url.username else []
-                handshake.append(command(b"AUTH", *user, unquote(url.password).encode()))
-            if database and database != "0":
-                handshake.append(command(b"SELECT", database.encode()))
+            if options.get("password") is not None:
+                user = [options["username"].encode()] if options.get("username") else []
+                handshake.append(command(b"AUTH", *user, options["password"].encode()))
+            if options.get("db"):
+                handshake.append(command(b"SELECT", b"%d" % options["db"]))
             handshake.append(command(b"CLIENT", b"SETNAME", NAME))
             for reply in [connection.send(c) for c in handshake]:
                 await reply

@@ -172,5 +172,5 @@ def test_the_limit_is_not_applied_while_redis_is_unreachable(
 
 
 def test_a_url_of_another_scheme_is_refused_when_made() -> None:
-    with pytest.raises(ValueError, match="redis://"):
+    with pytest.raises(ValueError, match="redis://"):  # redis-py's parser says which it takes
         Window("http://127.0.0.1:6379", limit=1)
