@@ -5,12 +5,16 @@ cursor addresses both stores. Entries are added after the Postgres commit; a rea
 trusts a run of entries that continues its cursor without a gap, and reads Postgres otherwise.
 """
 
+import hashlib
 import json
+import os
+import threading
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import redis
+from redis.connection import AbstractConnection
 
 from core.records import Sequenced
 
@@ -76,6 +80,69 @@ return late
 """
 
 
+APPEND_SHA = hashlib.sha1(APPEND.encode()).hexdigest().encode()
+
+
+def command(*parts: bytes) -> bytes:
+    """One command in Redis's protocol (RESP), ready to send."""
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+
+
+class Appender:
+    """The worker's appends on a connection of their own, as one packed command.
+
+    An epoch's append is the one Redis call training makes, once an epoch a run; through
+    the client it cost more of the process's CPU than the Postgres write before it (the
+    pool's checkout and release, their metrics, packing eight arguments). Here it is one
+    `send` and one reply on a connection made with the client's own settings (address,
+    password, database, TLS, timeouts), guarded by a lock, made anew in a forked child and
+    after any error. A connection lost mid-call is tried once more on a new one; a script
+    the server no longer has (a restart, SCRIPT FLUSH) is sent whole."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.pool = client.connection_pool
+        self._lock = threading.Lock()
+        self._connection: AbstractConnection | None = None
+        self._pid = os.getpid()
+
+    def call(self, key: bytes, *args: bytes) -> Any:
+        """EVALSHA of APPEND (EVAL when the server lacks it) with KEYS[1] `key`."""
+        if self._pid != os.getpid():
+            # A forked child: its parent's lock and socket are not its own (closing the
+            # socket here would shut it for the parent too)
+            self._lock, self._connection, self._pid = threading.Lock(), None, os.getpid()
+        with self._lock:
+            try:
+                return self._call_once(key, args)
+            except (redis.ConnectionError, redis.TimeoutError):
+                self._drop()
+            except BaseException:
+                self._drop()  # a reply may be left unread: never reuse the connection
+                raise
+            try:
+                return self._call_once(key, args)
+            except BaseException:
+                self._drop()
+                raise
+
+    def _call_once(self, key: bytes, args: tuple[bytes, ...]) -> Any:
+        if self._connection is None:
+            self._connection = self.pool.connection_class(**self.pool.connection_kwargs)
+        connection: Any = self._connection  # (redis-py's connection methods are untyped)
+        try:
+            connection.send_packed_command([command(b"EVALSHA", APPEND_SHA, b"1", key, *args)])
+            return connection.read_response()
+        except redis.exceptions.NoScriptError:
+            connection.send_packed_command([command(b"EVAL", APPEND.encode(), b"1", key, *args)])
+            return connection.read_response()
+
+    def _drop(self) -> None:
+        connection: Any = self._connection
+        self._connection = None
+        if connection is not None:
+            connection.disconnect()
+
+
 class MetricsStream:
     """Appends and reads the per-job stream; every call is one Redis round trip."""
 
@@ -83,7 +150,7 @@ class MetricsStream:
         self.client = client
         self.maxlen = maxlen
         self.ttl_seconds = ttl_seconds
-        self._append = client.register_script(APPEND)
+        self._appender = Appender(client)
 
     def append(self, job_id: uuid.UUID, records: Sequence[Sequenced], *, live_ttl: int) -> bool:
         """Add records under their sequence numbers in one round trip; False if one was late
@@ -96,7 +163,13 @@ class MetricsStream:
             record.text if record.text is not None else encode(record.data)["r"]
             for record in records
         )
-        late = self._append(keys=[metrics_key(job_id)], args=[self.maxlen, live_ttl, ids, texts])
+        late = self._appender.call(
+            metrics_key(job_id).encode(),
+            b"%d" % self.maxlen,
+            b"%d" % live_ttl,
+            ids.encode(),
+            texts.encode(),
+        )
         return int(late) == 0
 
     def read_after(self, job_id: uuid.UUID, *, cursor: int, limit: int) -> list[Sequenced]:

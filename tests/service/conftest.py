@@ -1,4 +1,6 @@
+import shutil
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 
@@ -11,6 +13,7 @@ from api.app import create_app
 from core.settings import Settings
 from core.stream import MetricsStream, make_redis
 from tests.conftest import auth, wait_for
+from tests.e2e.conftest import free_port
 
 
 @pytest.fixture
@@ -73,3 +76,32 @@ def keras_file(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     path = tmp_path_factory.mktemp("models") / "mlp.keras"
     model.save(path)
     return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def private_redis() -> Iterator[redis_lib.Redis]:
+    """A redis-server that wants a password; a client of its database 3."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (Debian package redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--requirepass", "pw"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis_lib.Redis(port=port, password="pw", db=3)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except redis_lib.ConnectionError:
+            return False
+
+    try:
+        wait_for("redis to listen", answers, timeout=60)
+        yield client
+    finally:
+        client.close()
+        process.kill()
+        process.wait(timeout=10)

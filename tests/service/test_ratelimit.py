@@ -4,11 +4,9 @@ test client)."""
 
 import asyncio
 import logging
-import shutil
 import socket
-import subprocess
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -23,32 +21,8 @@ from tests.e2e.conftest import free_port
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[redis.Redis]:
-    """A redis-server that wants a password; a client of its database 3."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (Debian package redis-server)")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--requirepass", "pw"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port, password="pw", db=3)
-
-    def answers() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-
-    try:
-        wait_for("redis to listen", answers, timeout=60)
-        yield client
-    finally:
-        client.close()
-        process.kill()
-        process.wait(timeout=10)
+def server(private_redis: redis.Redis) -> redis.Redis:
+    return private_redis
 
 
 def url(server: redis.Redis) -> str:
