@@ -22,6 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import speed_noted
 from worker.backend import configure_backend, describe_environment
 
 configure_backend(os.environ.get("KERAS_BACKEND", "tensorflow"), True)
@@ -149,4 +150,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with speed_noted():
+        main()

@@ -28,6 +28,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import speed_noted  # noqa: E402
 from core.db import make_engine, make_session_factory  # noqa: E402
 from core.kinds.train.records import TrainRecord  # noqa: E402
 from core.settings import Settings  # noqa: E402
@@ -253,4 +254,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with speed_noted():
+        main()

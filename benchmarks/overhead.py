@@ -21,6 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import speed_noted
 from worker.backend import configure_backend
 
 configure_backend(os.environ.get("KERAS_BACKEND", "tensorflow"), True)
@@ -163,4 +164,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with speed_noted():
+        main()

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.api_rig import database
+from benchmarks.machine import speed_noted
 from core.db import make_engine, make_session_factory, one_statement, transaction
 from core.kinds.train.records import TrainRecord
 from core.models import Job, RecordRow
@@ -392,4 +393,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with speed_noted():
+        main()

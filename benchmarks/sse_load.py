@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.api_rig import api_process, database
+from benchmarks.machine import speed_noted
 from core.db import make_engine, make_session_factory
 from core.kinds.train.records import TrainRecord
 from core.settings import Settings
@@ -186,4 +187,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # the guard also keeps spawned writers from running main
-    main()
+    with speed_noted():
+        main()

@@ -34,6 +34,7 @@ from sqlalchemy import create_engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.api_rig import api_process, cpu_seconds, database, make_keys
+from benchmarks.machine import speed_noted
 from benchmarks.wire import WireClient
 
 CLIENTS, EACH = 50, 10
@@ -225,4 +226,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with speed_noted():
+        main()
