@@ -17,6 +17,8 @@ from typing import Any, cast
 
 from redis.connection import SSLConnection, parse_url
 
+from core.stream import command
+
 # KEYS[1]: the key's window, a list of the times of its latest requests, newest first.
 # ARGV: the limit, the window in seconds. 0: counted; n > 0: refused, retry in n seconds (when
 # the oldest of the latest `limit` requests leaves the window).
@@ -36,14 +38,6 @@ return 0
 """
 SHA = hashlib.sha1(SCRIPT).hexdigest().encode()
 NAME = b"optarena-ratelimit"
-
-
-def command(*parts: bytes) -> bytes:
-    """A command in Redis's protocol (an array of bulk strings)."""
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
-    return b"".join(out)
 
 
 class ReplyError(Exception):

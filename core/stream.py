@@ -84,7 +84,8 @@ APPEND_SHA = hashlib.sha1(APPEND.encode()).hexdigest().encode()
 
 
 def command(*parts: bytes) -> bytes:
-    """One command in Redis's protocol (RESP), ready to send."""
+    """One command in Redis's protocol (RESP: an array of bulk strings), ready to send; for
+    the clients that speak it directly (the worker's `Appender`, the API's rate limit)."""
     return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
 
 
